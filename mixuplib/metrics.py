@@ -1,0 +1,82 @@
+"""Metrics computed from logits: error, negative log-likelihood, calibration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["classification_metrics", "reliability_bins", "ReliabilityBins"]
+
+
+@dataclass(frozen=True)
+class ReliabilityBins:
+    """Per-bin calibration statistics (bins of equal width over confidence in [0, 1]).
+
+    Attributes:
+        edges: ``(n_bins + 1,)`` bin edges.
+        confidence: ``(n_bins,)`` mean top-1 confidence of the examples in each bin.
+        accuracy: ``(n_bins,)`` top-1 accuracy in each bin.
+        count: ``(n_bins,)`` number of examples in each bin.
+    """
+
+    edges: torch.Tensor
+    confidence: torch.Tensor
+    accuracy: torch.Tensor
+    count: torch.Tensor
+
+    @property
+    def ece(self) -> float:
+        """Expected calibration error: the count-weighted mean |accuracy - confidence|."""
+        weights = self.count / self.count.sum().clamp_min(1)
+        return float((weights * (self.accuracy - self.confidence).abs()).sum())
+
+
+def _check(logits: torch.Tensor, labels: torch.Tensor) -> None:
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape (N, K), got {tuple(logits.shape)}")
+    if labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
+        raise ValueError(f"labels must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
+
+
+def reliability_bins(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> ReliabilityBins:
+    """Bin predictions by top-1 confidence for a reliability diagram and the ECE.
+
+    Args:
+        logits: ``(N, K)``.
+        labels: ``(N,)`` class indices.
+        n_bins: number of equal-width bins (15, as in Guo et al., 2017).
+    """
+    _check(logits, labels)
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    probs = F.softmax(logits.float(), dim=-1)
+    confidence, predicted = probs.max(dim=-1)
+    correct = (predicted == labels).float()
+    edges = torch.linspace(0, 1, n_bins + 1, device=logits.device)
+    # Confidence 1.0 belongs to the last bin, not to a bin of its own.
+    bin_of = torch.bucketize(confidence, edges[1:-1], right=True)
+    count = torch.bincount(bin_of, minlength=n_bins).float()
+    safe = count.clamp_min(1)
+    conf_mean = torch.bincount(bin_of, weights=confidence, minlength=n_bins) / safe
+    acc_mean = torch.bincount(bin_of, weights=correct, minlength=n_bins) / safe
+    return ReliabilityBins(edges.cpu(), conf_mean.cpu(), acc_mean.cpu(), count.cpu())
+
+
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dict[str, float]:
+    """Top-1 error (%), mean negative log-likelihood (nats) and ECE (%) of a set of predictions.
+
+    Args:
+        logits: ``(N, K)``.
+        labels: ``(N,)`` class indices.
+
+    Returns:
+        ``{"error": ..., "nll": ..., "ece": ...}`` as Python floats.
+    """
+    _check(logits, labels)
+    logits = logits.float()
+    error = 100.0 * float((logits.argmax(dim=-1) != labels).float().mean())
+    nll = float(F.cross_entropy(logits, labels))
+    ece = 100.0 * reliability_bins(logits, labels, n_bins).ece
+    return {"error": error, "nll": nll, "ece": ece}

@@ -1,0 +1,151 @@
+"""Models (stage-wise, right shapes), metrics, and the data loaders."""
+
+import numpy as np
+import pytest
+import torch
+
+from mixuplib import data, metrics, models
+
+
+@pytest.mark.parametrize("build,shape,stages", [
+    (lambda: models.preact_resnet18(10), (2, 3, 32, 32), 5),
+    (lambda: models.preact_resnet18(100), (2, 3, 32, 32), 5),
+    (lambda: models.wide_resnet(16, 2, 10), (2, 3, 32, 32), 4),
+    (lambda: models.small_cnn(1, 10), (2, 1, 28, 28), 4),
+    (lambda: models.mlp(40, 10, (32, 32)), (2, 40), 3),
+])
+def test_models_are_sequences_of_stages(build, shape, stages):
+    torch.manual_seed(0)
+    net = build().eval()
+    x = torch.randn(shape)
+    assert len(net) == stages
+    out = net(x)
+    assert out.shape == (2, net[-1].out_features if isinstance(net[-1], torch.nn.Linear) else net(x).shape[1])
+    for k in range(len(net) + 1):  # running the stages in two parts is the same network
+        torch.testing.assert_close(net[k:](net[:k](x)), out)
+
+
+def test_paper_model_sizes():
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert 11.1e6 < count(models.preact_resnet18(10)) < 11.3e6
+    assert 36.4e6 < count(models.wide_resnet(28, 10, 10)) < 36.6e6
+    assert 1.4e6 < count(models.wide_resnet(28, 2, 10)) < 1.55e6
+    with pytest.raises(ValueError, match="depth must be 6n \\+ 4"):
+        models.wide_resnet(27)
+
+
+def test_metrics_on_known_predictions():
+    labels = torch.tensor([0, 1, 1, 0])
+    logits = torch.tensor([[4.0, 0.0], [0.0, 4.0], [4.0, 0.0], [0.0, 0.0]])
+    out = metrics.classification_metrics(logits, labels)
+    assert out["error"] == pytest.approx(25.0)  # argmax of a tie is class 0, which is right
+    p = torch.softmax(torch.tensor([4.0, 0.0]), 0)[0].item()
+    expected_nll = (-2 * np.log(p) - np.log(1 - p) + np.log(2)) / 4
+    assert out["nll"] == pytest.approx(expected_nll, rel=1e-5)
+    bins = metrics.reliability_bins(logits, labels, n_bins=2)
+    assert bins.count.tolist() == [0.0, 4.0]  # confidence 0.5 of the tie belongs to the upper bin
+    assert bins.ece == pytest.approx(abs(3 / 4 - (3 * p + 0.5) / 4), rel=1e-5)
+    # with the default 15 bins the tie and the confident predictions are binned apart
+    assert out["ece"] == pytest.approx(100 * (0.25 * abs(1 - 0.5) + 0.75 * abs(2 / 3 - p)), rel=1e-5)
+    with pytest.raises(ValueError, match=r"labels must have shape \(4,\)"):
+        metrics.classification_metrics(logits, labels[:3])
+
+
+def test_fashion_mnist_from_debian_files(tmp_path):
+    split = data.fashion_mnist(tmp_path)
+    assert split.x_train.shape == (60000, 1, 28, 28) and split.x_test.shape == (10000, 1, 28, 28)
+    assert split.num_classes == 10 and torch.bincount(split.y_train).tolist() == [6000] * 10
+    assert abs(float(split.x_train.mean())) < 0.01 and abs(float(split.x_train.std()) - 1) < 0.01
+    small = split.subset(1000, 200, generator=torch.Generator().manual_seed(0))
+    assert torch.bincount(small.y_train).tolist() == [100] * 10 and len(small.y_test) == 200
+
+
+def test_fashion_mnist_missing_files_say_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+        data.fashion_mnist(tmp_path / "root", source=tmp_path / "nowhere")
+
+
+def test_mnist1d_digits_and_toys():
+    split = data.mnist1d(1000, seed=1)
+    assert split.x_train.shape == (800, 40) and split.x_test.shape == (200, 40) and split.num_classes == 10
+    assert torch.equal(split.x_train, data.mnist1d(1000, seed=1).x_train)
+    d = data.digits()
+    assert d.x_train.shape[1] == 64 and len(d.y_train) + len(d.y_test) == 1797 and float(d.x_train.max()) <= 1.0
+    for toy in (data.two_moons(100, 50), data.spirals(100, 50, arms=3)):
+        assert toy.x_train.shape == (100, 2) and toy.x_test.shape == (50, 2)
+    assert data.spirals(100, 50, arms=3).num_classes == 3
+
+
+class TinyCifar:
+    """Stands in for torchvision's CIFAR10 class: the same attributes, a few random images."""
+
+    calls = []
+
+    def __init__(self, root, train, download):
+        TinyCifar.calls.append((root, train, download))
+        rng = np.random.default_rng(int(train))
+        n = 20 if train else 10
+        self.data = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        self.targets = list(rng.integers(0, 10, n))
+        self.classes = [f"class {i}" for i in range(10)]
+
+
+def test_cifar_path_on_local_stand_in(monkeypatch, tmp_path):
+    from torchvision import datasets
+
+    monkeypatch.setattr(datasets, "CIFAR10", TinyCifar)
+    split = data.cifar("cifar10", tmp_path, download=True)
+    assert TinyCifar.calls[-2:] == [(str(tmp_path), True, True), (str(tmp_path), False, True)]
+    assert split.x_train.shape == (20, 3, 32, 32) and split.x_test.shape == (10, 3, 32, 32)
+    raw = torch.as_tensor(TinyCifar(tmp_path, True, True).data[0, 5, 7]).float() / 255
+    mean, std = (torch.tensor(v) for v in data.CIFAR_STATS["cifar10"])
+    torch.testing.assert_close(split.x_train[0, :, 5, 7], (raw - mean) / std)
+
+
+def test_cifar_without_files_or_internet_fails_clearly(tmp_path):
+    with pytest.raises(RuntimeError, match="cifar10 is not under .* and download=False"):
+        data.cifar("cifar10", tmp_path, download=False)
+    with pytest.raises(ValueError, match="name must be one of"):
+        data.cifar("cifar1000", tmp_path)
+
+
+def test_fake_cifar_says_what_it_is():
+    split = data.fake_cifar("cifar100", 8, 4)
+    assert split.x_train.shape == (8, 3, 32, 32) and split.num_classes == 100 and "random noise" in split.name
+
+
+def test_random_crop_flip():
+    g = torch.Generator().manual_seed(0)
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8) + 1
+    out = data.random_crop_flip(x, g, padding=2)
+    assert out.shape == x.shape
+    for i in range(2):  # each output is a window of the padded image, maybe flipped
+        padded = torch.nn.functional.pad(x[i], (2, 2, 2, 2))
+        windows = [padded[:, dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(-1)) for w in windows)
+    assert torch.equal(data.random_crop_flip(x, torch.Generator().manual_seed(0), padding=0, flip=False), x)
+
+
+def test_tensor_batches_cover_the_data_once_per_epoch():
+    x, y = torch.arange(10).float().view(10, 1), torch.arange(10)
+    batches = data.TensorBatches(x, y, 4)
+    seen = torch.cat([yb for _, yb in batches(torch.Generator().manual_seed(0))])
+    assert len(batches) == 3 and sorted(seen.tolist()) == list(range(10))
+    again = torch.cat([yb for _, yb in batches(torch.Generator().manual_seed(0))])
+    assert torch.equal(seen, again)
+    assert len(data.TensorBatches(x, y, 4, drop_last=True)) == 2
+    with pytest.raises(ValueError, match="same number of examples"):
+        data.TensorBatches(x, y[:5], 4)
+
+
+def test_corrupt_labels():
+    labels = torch.arange(1000) % 10
+    out = data.corrupt_labels(labels, 0.5, 10, generator=torch.Generator().manual_seed(0))
+    assert int(out.resampled.sum()) == 500
+    assert torch.equal(out.changed, out.labels != labels) and not bool(out.changed[~out.resampled].any())
+    assert 0.85 * 450 < int(out.changed.sum()) < 1.15 * 450  # a redrawn label stays right 1 time in 10
+    assert torch.equal(labels, torch.arange(1000) % 10)
+    with pytest.raises(ValueError, match=r"fraction must lie in \[0, 1\]"):
+        data.corrupt_labels(labels, 1.2, 10)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\]"):
+        data.corrupt_labels(labels, 0.1, 5)
