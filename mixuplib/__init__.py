@@ -13,7 +13,8 @@ Layers, imports pointing down only:
 from .input_mixup import CutMix, InputMixup
 from .losses import mixup_cross_entropy, soft_cross_entropy, soft_targets
 from .mixing import MixedBatch, cutmix, mixup, sample_lambda
-from .train import ERM, History, Method, TrainConfig, evaluate, fit, predict, seed_everything
+from .models import predict
+from .train import ERM, History, Method, TrainConfig, evaluate, fit, seed_everything
 
 __version__ = "0.1.0"
 

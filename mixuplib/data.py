@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    "Split", "TensorBatches", "random_crop_flip", "fashion_mnist", "prepare_fashion_mnist", "mnist1d",
+    "load", "Split", "TensorBatches", "random_crop_flip", "fashion_mnist", "prepare_fashion_mnist", "mnist1d",
     "digits", "two_moons", "spirals", "cifar", "fake_cifar", "corrupt_labels", "CorruptedLabels",
     "DEBIAN_FASHION_MNIST", "CIFAR_STATS",
 ]
@@ -354,3 +354,24 @@ def corrupt_labels(labels: torch.Tensor, fraction: float, num_classes: int, *, g
     resampled[chosen] = True
     new = new.to(labels.device)
     return CorruptedLabels(new, resampled.to(labels.device), new != labels)
+
+
+def load(name: str, root: str | Path = "data", *, download: bool = False, seed: int = 0) -> Split:
+    """A data set by name: ``"fashion-mnist"``, ``"mnist1d"``, ``"digits"``, ``"two-moons"``,
+    ``"spirals"``, ``"cifar10"``, ``"cifar100"``, or ``"fake-cifar10"`` / ``"fake-cifar100"``
+    (random noise in CIFAR's shape, for plumbing checks). ``download`` matters for
+    Fashion-MNIST and CIFAR; ``seed`` for the generated ones."""
+    loaders = {
+        "fashion-mnist": lambda: fashion_mnist(root, download=download),
+        "mnist1d": lambda: mnist1d(seed=seed),
+        "digits": lambda: digits(seed=seed),
+        "two-moons": lambda: two_moons(seed=seed),
+        "spirals": lambda: spirals(seed=seed),
+        "cifar10": lambda: cifar("cifar10", root, download=download),
+        "cifar100": lambda: cifar("cifar100", root, download=download),
+        "fake-cifar10": lambda: fake_cifar("cifar10", seed=seed),
+        "fake-cifar100": lambda: fake_cifar("cifar100", seed=seed),
+    }
+    if name not in loaders:
+        raise ValueError(f"name must be one of {sorted(loaders)}, got {name!r}")
+    return loaders[name]()

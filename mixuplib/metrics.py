@@ -28,7 +28,7 @@ class ReliabilityBins:
 
     @property
     def ece(self) -> float:
-        """Expected calibration error: the count-weighted mean |accuracy - confidence|."""
+        """Expected calibration error: the count-weighted mean absolute gap between accuracy and confidence."""
         weights = self.count / self.count.sum().clamp_min(1)
         return float((weights * (self.accuracy - self.confidence).abs()).sum())
 

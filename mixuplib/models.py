@@ -7,12 +7,13 @@ mixup needs. Every model ends in a ``head`` stage that returns logits ``(B, num_
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 import torch
 from torch import nn
 
-__all__ = ["preact_resnet18", "wide_resnet", "small_cnn", "mlp", "PreActBlock", "WideBasicBlock"]
+__all__ = ["build", "predict", "preact_resnet18", "wide_resnet", "small_cnn", "mlp", "PreActBlock", "WideBasicBlock"]
 
 
 class PreActBlock(nn.Module):
@@ -147,3 +148,32 @@ def mlp(in_features: int, num_classes: int, hidden: tuple[int, ...] = (256, 256)
         width = units
     stages["head"] = nn.Sequential(nn.Flatten(), nn.Linear(width, num_classes)) if not hidden else nn.Linear(width, num_classes)
     return nn.Sequential(stages)
+
+
+def build(name: str, input_shape: tuple[int, ...], num_classes: int, **options) -> nn.Sequential:
+    """A model by name for inputs of ``input_shape`` (one example, no batch dimension).
+
+    Names: ``"mlp"`` (any input, flattened), ``"small_cnn"`` (square images),
+    ``"preact_resnet18"`` and ``"wide_resnet"`` (32x32 images). ``options`` go to the builder
+    (e.g. ``hidden=(512, 512)``, ``dropout=0.3``, ``depth=28, widen=10``).
+    """
+    builders = {
+        "mlp": lambda: mlp(math.prod(input_shape), num_classes, **options),
+        "small_cnn": lambda: small_cnn(input_shape[0], num_classes, image_size=input_shape[-1], **options),
+        "preact_resnet18": lambda: preact_resnet18(num_classes, input_shape[0], **options),
+        "wide_resnet": lambda: wide_resnet(num_classes=num_classes, in_channels=input_shape[0], **options),
+    }
+    if name not in builders:
+        raise ValueError(f"name must be one of {sorted(builders)}, got {name!r}")
+    return builders[name]()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Logits ``(N, K)`` of ``model`` in eval mode on inputs ``x`` ``(N, ...)``; restores the mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(x[i:i + batch_size]).float() for i in range(0, x.shape[0], batch_size)])
+    finally:
+        model.train(was_training)

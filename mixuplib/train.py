@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .metrics import classification_metrics
+from .models import predict
 
-__all__ = ["seed_everything", "Method", "ERM", "TrainConfig", "History", "fit", "predict", "evaluate", "epoch_generator"]
+__all__ = ["seed_everything", "Method", "ERM", "TrainConfig", "History", "fit", "evaluate", "epoch_generator"]
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:
@@ -128,17 +129,6 @@ class History:
         return min(self.column(name))
 
 
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Logits ``(N, K)`` of ``model`` in eval mode on inputs ``x`` ``(N, ...)``; restores the mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        return torch.cat([model(x[i:i + batch_size]).float() for i in range(0, x.shape[0], batch_size)])
-    finally:
-        model.train(was_training)
-
-
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> dict[str, float]:
     """Test error (%), NLL and ECE (%) of ``model`` on ``(x, y)``; see :func:`~mixuplib.metrics.classification_metrics`."""
     return classification_metrics(predict(model, x, batch_size), y)
@@ -175,7 +165,7 @@ def fit(
     is saved after every epoch and a later call resumes from it, ending with the same
     weights as an uninterrupted run.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     device = next(model.parameters()).device
     method.to(device)

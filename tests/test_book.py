@@ -1,0 +1,127 @@
+"""The book's files and the batch runner: what the pages, Colab and papermill rely on."""
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from mixuplib import book
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def code_cells(path):
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+def test_every_chapter_is_in_the_toc_and_every_profile():
+    toc = (ROOT / "_toc.yml").read_text()
+    profiles = book.load_profiles()
+    assert CHAPTERS, "no chapter notebooks"
+    for path in CHAPTERS:
+        assert f"notebooks/{path.stem}" in toc, f"{path.stem} is not in _toc.yml"
+        for name, spec in profiles.items():
+            assert path.stem in spec["chapters"], f"profile {name} lacks chapter {path.stem}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_conventions(path):
+    cells = code_cells(path)
+    tags = [c.metadata.get("tags", []) for c in cells]
+    assert "remove-cell" in tags[0] and "google.colab" in cells[0].source, "first code cell: the hidden Colab setup"
+    assert f"git+{CONFIG['repository']['url']}" in cells[0].source, "Colab installs from the repository in _config.yml"
+    assert "parameters" in tags[1], "second code cell: the papermill parameters"
+    for i, cell in enumerate(cells):
+        assert cell.execution_count is not None, f"code cell {i} was never executed"
+        for out in cell.outputs:
+            assert out.output_type != "error", f"code cell {i} has an error output"
+            assert not (out.output_type == "stream" and out.name == "stderr"), f"code cell {i} wrote to stderr: {out.text[:200]}"
+    source = "\n".join(c.source for c in cells)
+    assert "import notebooks" not in source and "%run" not in source, "chapters import mixuplib, never each other"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_figures_have_captions_and_labels(path):
+    for cell in code_cells(path):
+        if any("image/png" in out.get("data", {}) for out in cell.outputs):
+            figure = cell.metadata.get("mystnb", {}).get("figure", {})
+            assert figure.get("caption") and figure.get("name", "").startswith("fig-"), f"uncaptioned figure in {cell.source[:80]!r}"
+
+
+LAYERS = {  # a module may import only from modules of a lower layer
+    "mixing": 0, "models": 0, "metrics": 0, "data": 0, "results": 0,
+    "losses": 1, "train": 1, "plots": 1,
+    "vrm": 2, "input_mixup": 2,
+    "book": 3, "__init__": 3,
+}
+
+
+def test_mixuplib_layers_point_down():
+    for path in sorted((ROOT / "mixuplib").glob("*.py")):
+        layer = LAYERS[path.stem]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                target = node.module.split(".")[0]
+                assert LAYERS[target] < layer, f"mixuplib/{path.name} (layer {layer}) imports {target} (layer {LAYERS[target]})"
+    assert not [p for p in ROOT.glob("mixuplib/*.py") if p.stem not in LAYERS], "give every new module a layer here"
+
+
+def tiny_notebook(path, body):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("value = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, path)
+
+
+def profiles_for(tmp_path, **chapters):
+    return {"test": {"description": "", "output_dir": str(tmp_path / "out"), "parameters": {"value": 7}, "chapters": chapters}}
+
+
+def test_runner_executes_with_parameters_and_writes_atomically(tmp_path, capsys):
+    tiny_notebook(tmp_path / "ch.ipynb", "print(f'value is {value}')")
+    status = book.run_profile("test", notebooks=tmp_path, profiles=profiles_for(tmp_path, ch={}))
+    assert status == 0
+    out = nbformat.read(tmp_path / "out" / "ch.ipynb", as_version=4)
+    printed = [o.text for c in out.cells for o in c.get("outputs", []) if o.output_type == "stream"]
+    assert printed == ["value is 7\n"]
+    assert "papermill" not in out.metadata
+    assert "ch " in capsys.readouterr().out  # the wall time line names the chapter
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ch.ipynb"]
+
+
+def test_runner_failure_names_chapter_and_cell_and_leaves_nothing(tmp_path, capsys):
+    tiny_notebook(tmp_path / "bad.ipynb", "raise ValueError('broken on purpose')")
+    status = book.run_profile("test", notebooks=tmp_path, profiles=profiles_for(tmp_path, bad={}))
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "chapter bad failed in cell 2 (\"raise ValueError('broken on purpose')\")" in err and "broken on purpose" in err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_runner_rejects_unknown_profile_and_chapter(tmp_path, capsys):
+    assert book.run_profile("nope", profiles=profiles_for(tmp_path)) == 2
+    assert book.run_profile("test", ["missing"], profiles=profiles_for(tmp_path, ch={})) == 2
+    err = capsys.readouterr().err
+    assert "unknown profile 'nope'" in err and "has no chapter ['missing']" in err
+
+
+def test_paper_profile_plumbing_on_fake_cifar(tmp_path, monkeypatch):
+    """The paper profile's code path (CIFAR-shaped data, the paper models) on CPU for a few
+    steps, through the runner: the smoke profile, written to a temporary folder."""
+    results = tmp_path / "results"
+    monkeypatch.setenv("MIXUPLIB_RESULTS_DIR", str(results))
+    profiles = book.load_profiles()
+    profiles["smoke"]["output_dir"] = str(tmp_path / "smoke")
+    assert book.run_profile("smoke", profiles=profiles) == 0
+    for path in CHAPTERS:
+        record = json.loads((results / f"{path.stem}.json").read_text())
+        assert record["profile"] == "smoke" and record["device"] == "cpu" and record["n_runs"] == len(record["seeds"])
+        assert "torch" in record["environment"] and record["wall_time_s"] > 0
+        assert (tmp_path / "smoke" / path.name).exists()
