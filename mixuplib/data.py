@@ -55,10 +55,11 @@ class Split:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def to(self, device) -> "Split":
-        """The same split with every tensor on ``device``."""
-        move = lambda t: t.to(device)  # noqa: E731
-        return Split(move(self.x_train), move(self.y_train), move(self.x_test), move(self.y_test), self.classes, self.name)
+    def to(self, device=None, dtype: torch.dtype | None = None) -> "Split":
+        """The same split with every tensor on ``device`` and the inputs in ``dtype``."""
+        inputs = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
+        labels = lambda t: t.to(device=device)  # noqa: E731
+        return Split(inputs(self.x_train), labels(self.y_train), inputs(self.x_test), labels(self.y_test), self.classes, self.name)
 
     def subset(self, n_train: int | None = None, n_test: int | None = None, *, generator: torch.Generator | None = None) -> "Split":
         """A class-balanced random subset (``n_train`` / ``n_test`` examples; None keeps all)."""
