@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["write_results", "format_table", "glue", "RESULTS_DIR_ENV"]
+__all__ = ["write_results", "format_table", "mean_std", "glue", "RESULTS_DIR_ENV"]
 
 RESULTS_DIR_ENV = "MIXUPLIB_RESULTS_DIR"  # set by the test suite so that nbval runs write elsewhere
 
@@ -46,6 +46,14 @@ def write_results(chapter: str, numbers: dict, *, profile: str, seeds: list[int]
     partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     partial.replace(path)
     return path
+
+
+def mean_std(values, precision: int = 2) -> str:
+    """``"mean ± std"`` of ``values`` (population std, 0 for a single run) at fixed precision."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    return f"{values.mean():.{precision}f} ± {values.std():.{precision}f}"
 
 
 def format_table(rows: list[dict], columns: list[str], *, precision: int = 2) -> str:

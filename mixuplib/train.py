@@ -20,10 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import models
+from .data import Split, TensorBatches, random_crop_flip
 from .metrics import classification_metrics
 from .models import predict
 
-__all__ = ["seed_everything", "Method", "ERM", "TrainConfig", "History", "fit", "evaluate", "epoch_generator"]
+__all__ = ["seed_everything", "Method", "ERM", "TrainConfig", "History", "fit", "train_on", "evaluate", "epoch_generator"]
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:
@@ -219,3 +221,21 @@ def fit(
             _save(checkpoint, {"model": model.state_dict(), "method": method.state_dict(), "optimizer": optimizer.state_dict(),
                                "schedule": schedule.state_dict(), "history": history.records, "config": asdict(config)})
     return history
+
+
+def train_on(split: Split, method: Method, model: str, *, seed: int, epochs: int, batch_size: int = 128,
+             augment: bool = False, model_options: dict | None = None, callbacks=(), **config) -> tuple[nn.Sequential, History]:
+    """Seed, build the model ``model`` (a :func:`~mixuplib.models.build` name) for ``split``, train it.
+
+    The chapters' one-line experiment: the model is created on ``split``'s device and in its
+    input dtype, full batches of ``batch_size`` are drawn (mixing wants full batches), with the
+    CIFAR crop-and-flip when ``augment``; ``config`` holds further :class:`TrainConfig` fields.
+    Returns ``(model, history)``.
+    """
+    device = split.x_train.device
+    seed_everything(seed, deterministic=device.type == "cpu")
+    net = models.build(model, tuple(split.x_train.shape[1:]), split.num_classes, **(model_options or {}))
+    net = net.to(device=device, dtype=split.x_train.dtype)
+    batches = TensorBatches(split.x_train, split.y_train, batch_size, drop_last=True, augment=random_crop_flip if augment else None)
+    history = fit(net, method, batches, (split.x_test, split.y_test), TrainConfig(epochs=epochs, seed=seed, **config), callbacks=callbacks)
+    return net, history

@@ -43,9 +43,18 @@ def test_two_seeded_runs_agree_and_seeds_differ():
     assert not torch.equal(runs[0][0], runs[2][0])
 
 
-@pytest.mark.parametrize("method", [m.InputMixup(1.0), m.CutMix(1.0)])
-def test_resumed_run_is_bit_identical(tmp_path, method):
-    if isinstance(method, m.CutMix):
+def adamixup():
+    from mixuplib import adamixup as am
+
+    torch.manual_seed(5)
+    return am.AdaMixup(am.PolicyRegionGenerator(am.small_policy_body(3, 8), 8), am.IntrusionDiscriminator(128))
+
+
+@pytest.mark.parametrize("make_method", [lambda: m.InputMixup(1.0), lambda: m.CutMix(1.0), adamixup],
+                         ids=["mixup", "cutmix", "adamixup"])
+def test_resumed_run_is_bit_identical(tmp_path, make_method):
+    method = make_method()
+    if not isinstance(method, m.InputMixup):
         def build():
             m.seed_everything(0)
             split = data.fake_cifar("cifar10", 64, 32).subset()
@@ -59,10 +68,10 @@ def test_resumed_run_is_bit_identical(tmp_path, method):
 
     path = str(tmp_path / "run.pt")
     net, batches, test = build()
-    m.fit(net, method, batches, test, config(epochs=3, checkpoint=path))  # interrupted after 3 epochs
+    m.fit(net, make_method(), batches, test, config(epochs=3, checkpoint=path))  # interrupted after 3 epochs
     torch.manual_seed(999)  # whatever happened in between must not matter
     net, batches, test = build()
-    resumed = m.fit(net, method, batches, test, config(checkpoint=path))
+    resumed = m.fit(net, make_method(), batches, test, config(checkpoint=path))
     assert torch.equal(weights(net), expected)
     assert resumed.column("train_loss") == full.column("train_loss")
     assert resumed.column("test_error") == full.column("test_error")
