@@ -121,14 +121,18 @@ class AdaMixup(Method):
         real_or_mix = self.discriminator(torch.cat([features[2 * half:], features[:half], features[half:2 * half]]))
         intrusion = F.cross_entropy(real_or_mix, intrusion_labels(x_unseen.shape[0], half, half, x.device))
 
-        sums = torch.stack([alpha.detach().mean(), delta.detach().mean(), torch.ones((), device=x.device)])
+        lam = lam.detach()
+        sums = torch.stack([alpha.detach().mean(), delta.detach().mean(), torch.minimum(lam, 1 - lam).mean(),
+                            torch.ones((), device=x.device)])
         self._region_sums = sums if self._region_sums is None else self._region_sums + sums
         return classify + intrusion
 
     def epoch_end(self, epoch):
-        """The mean policy region of the epoch: ``region_alpha`` and ``region_delta``."""
+        """Epoch means over pairs: ``region_alpha``, ``region_delta`` and ``lambda_minor``, the
+        mean of min(lambda, 1 - lambda) (how strongly pairs were mixed; the mean region alone
+        hides pairs mixed at lambda near 0.1 and others near 0.9)."""
         if self._region_sums is None:
             return {}
-        alpha, delta, steps = self._region_sums.tolist()
+        alpha, delta, minor, steps = self._region_sums.tolist()
         self._region_sums = None
-        return {"region_alpha": alpha / steps, "region_delta": delta / steps}
+        return {"region_alpha": alpha / steps, "region_delta": delta / steps, "lambda_minor": minor / steps}

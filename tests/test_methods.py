@@ -120,7 +120,8 @@ def test_adamixup_trains_all_three_parts_and_reports_its_region():
     for part in (net, method.policy, method.discriminator):
         assert all(p.grad is not None for p in part.parameters())
     region = method.epoch_end(1)
-    assert set(region) == {"region_alpha", "region_delta"} and 0 <= region["region_alpha"] <= 1
+    assert set(region) == {"region_alpha", "region_delta", "lambda_minor"} and 0 <= region["region_alpha"] <= 1
+    assert 0 <= region["lambda_minor"] <= 0.5
     assert method.epoch_end(2) == {}
     with pytest.raises(ValueError, match="at least 4 examples"):
         method.loss(net, *batch(3), torch.Generator())
