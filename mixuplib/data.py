@@ -61,6 +61,27 @@ class Split:
         labels = lambda t: t.to(device=device)  # noqa: E731
         return Split(inputs(self.x_train), labels(self.y_train), inputs(self.x_test), labels(self.y_test), self.classes, self.name)
 
+    def semi_supervised(self, labels_per_class: int, n_unlabeled: int | None = None, *,
+                        generator: torch.Generator | None = None) -> tuple["Split", torch.Tensor]:
+        """Keep the labels of ``labels_per_class`` training examples per class; hide the rest.
+
+        Returns ``(labelled, unlabeled)``: a :class:`Split` whose training set is the labelled
+        examples (the test set unchanged), and the inputs ``(M, ...)`` of ``n_unlabeled`` other
+        training examples (None: all of them), disjoint from the labelled ones.
+        """
+        if labels_per_class < 1:
+            raise ValueError(f"labels_per_class must be >= 1, got {labels_per_class}")
+        order = torch.randperm(len(self.y_train), generator=generator)
+        y = self.y_train.cpu()[order]
+        chosen = [order[y == c][:labels_per_class] for c in range(self.num_classes)]
+        if any(len(c) < labels_per_class for c in chosen):
+            raise ValueError(f"labels_per_class={labels_per_class} exceeds the examples of some class")
+        labelled = torch.cat(chosen)
+        hidden = order[~torch.isin(order, labelled)][:n_unlabeled]
+        labelled = labelled.to(self.y_train.device)
+        split = Split(self.x_train[labelled], self.y_train[labelled], self.x_test, self.y_test, self.classes, self.name)
+        return split, self.x_train[hidden.to(self.x_train.device)]
+
     def subset(self, n_train: int | None = None, n_test: int | None = None, *, generator: torch.Generator | None = None) -> "Split":
         """A class-balanced random subset (``n_train`` / ``n_test`` examples; None keeps all)."""
         return Split(

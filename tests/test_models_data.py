@@ -149,3 +149,15 @@ def test_corrupt_labels():
         data.corrupt_labels(labels, 1.2, 10)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\]"):
         data.corrupt_labels(labels, 0.1, 5)
+
+
+def test_semi_supervised_split_is_balanced_and_disjoint():
+    x = torch.arange(100).float().view(100, 1)
+    y = torch.arange(100) % 5
+    split = data.Split(x, y, x[:10], y[:10], tuple("abcde"), "toy")
+    labelled, unlabeled = split.semi_supervised(3, 40, generator=torch.Generator().manual_seed(0))
+    assert torch.bincount(labelled.y_train).tolist() == [3] * 5 and unlabeled.shape == (40, 1)
+    assert not set(labelled.x_train.flatten().tolist()) & set(unlabeled.flatten().tolist())
+    assert torch.equal(labelled.x_test, split.x_test)
+    with pytest.raises(ValueError, match="labels_per_class=30 exceeds"):
+        split.semi_supervised(30)

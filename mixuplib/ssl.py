@@ -1,0 +1,162 @@
+"""Semi-supervised learning with mixup: ICT and MixMatch as training methods.
+
+Both take the labelled batch from the training loop and draw an unlabelled batch of their own
+from ``unlabeled`` with the loop's generator, so a run is as reproducible as any other. The
+weight of the unlabelled loss ramps up over ``rampup_steps`` steps (a sigmoid-shaped ramp, as
+in the papers), since early predictions on unlabelled data are mostly noise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .losses import mixup_cross_entropy
+from .mixing import MixedBatch, check_alpha, mixup, sample_lambda
+from .train import Method
+
+__all__ = ["sharpen", "rampup", "ICT", "MixMatch"]
+
+
+def sharpen(p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Lower the entropy of distributions ``p`` ``(B, K)``: ``p ** (1 / T)``, renormalised.
+
+    ``temperature`` in (0, 1]; 1 leaves ``p`` as it is, towards 0 it approaches one-hot.
+    """
+    if not 0 < temperature <= 1:
+        raise ValueError(f"temperature must lie in (0, 1], got {temperature!r}")
+    if p.dim() != 2:
+        raise ValueError(f"p must have shape (B, K), got {tuple(p.shape)}")
+    powered = p.clamp_min(1e-12) ** (1.0 / temperature)
+    return powered / powered.sum(dim=1, keepdim=True)
+
+
+def rampup(step: int, length: int) -> float:
+    """``exp(-5 (1 - t)^2)`` for ``t = step / length`` clipped to [0, 1] (Laine & Aila, 2017)."""
+    if length <= 0:
+        return 1.0
+    t = min(max(step / length, 0.0), 1.0)
+    return math.exp(-5.0 * (1.0 - t) ** 2)
+
+
+class _Unlabelled(Method):
+    def __init__(self, unlabeled: torch.Tensor, batch_size: int, weight: float, rampup_steps: int):
+        super().__init__()
+        if unlabeled.dim() < 2 or unlabeled.shape[0] < batch_size:
+            raise ValueError(f"unlabeled must hold at least batch_size={batch_size} examples (N, ...), got shape {tuple(unlabeled.shape)}")
+        self.unlabeled, self.batch_size, self.weight, self.rampup_steps = unlabeled, batch_size, weight, rampup_steps
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    def _draw(self, generator) -> torch.Tensor:
+        index = torch.randint(self.unlabeled.shape[0], (self.batch_size,), generator=generator)
+        return self.unlabeled[index.to(self.unlabeled.device)]
+
+    def _weight(self) -> float:
+        w = self.weight * rampup(int(self.step), self.rampup_steps)
+        self.step += 1
+        return w
+
+
+class ICT(_Unlabelled):
+    """Interpolation Consistency Training (Verma et al., 2019).
+
+    The student's prediction on a mix of two unlabelled examples should equal the mix of a
+    mean teacher's predictions on them; labelled examples get the usual cross-entropy.
+
+    Args:
+        unlabeled: inputs ``(N, ...)`` without labels, on the model's device.
+        teacher: a network of the student's architecture; its weights are set to the student's
+            at the first step, then follow their exponential moving average.
+        alpha: Beta parameter for the unlabelled mixes (1.0 in the paper for CIFAR-10).
+        weight: the consistency weight at the end of the ramp.
+        ema: decay of the teacher's moving average.
+        batch_size: unlabelled examples per step.
+        rampup_steps: steps over which the consistency weight ramps up.
+    """
+
+    def __init__(self, unlabeled: torch.Tensor, teacher: nn.Module, *, alpha: float = 1.0, weight: float = 10.0,
+                 ema: float = 0.999, batch_size: int = 128, rampup_steps: int = 1000):
+        super().__init__(unlabeled, batch_size, weight, rampup_steps)
+        self.alpha, self.ema = check_alpha(alpha), ema
+        self.teacher = teacher.requires_grad_(False)
+
+    @torch.no_grad()
+    def _update_teacher(self, model: nn.Module) -> None:
+        if int(self.step) == 0:
+            self.teacher.load_state_dict(model.state_dict())
+            return
+        for t, s in zip(self.teacher.state_dict().values(), model.state_dict().values()):
+            if t.is_floating_point():
+                t.lerp_(s, 1.0 - self.ema)
+            else:
+                t.copy_(s)
+
+    def loss(self, model, x, y, generator):
+        self._update_teacher(model)  # the student's last optimiser step is folded in here
+        u = self._draw(generator)
+        with torch.no_grad():
+            self.teacher.train(model.training)
+            targets = F.softmax(self.teacher(u), dim=1)
+        mixed = mixup(u, targets, self.alpha, generator=generator)
+        mixed_targets = torch.lerp(mixed.y_b, mixed.y_a, mixed.lam)
+        consistency = F.mse_loss(F.softmax(model(mixed.x), dim=1), mixed_targets, reduction="sum") / u.shape[0]
+        return F.cross_entropy(model(x), y) + self._weight() * consistency
+
+
+class MixMatch(_Unlabelled):
+    """MixMatch (Berthelot et al., 2019).
+
+    Guess a label for each unlabelled example (the mean prediction over ``k`` augmentations,
+    sharpened with ``temperature``), then mix the labelled batch and the augmented unlabelled
+    batches among themselves with ``lambda' = max(lambda, 1 - lambda)``, so that each mix stays
+    closer to its own example. Labelled mixes are scored with cross-entropy, unlabelled mixes
+    with the squared error between prediction and guessed label.
+
+    Args:
+        unlabeled: inputs ``(N, ...)`` without labels, on the model's device.
+        augment: ``augment(x, generator) -> x``, the stochastic augmentation.
+        num_classes: K.
+        k: augmentations per unlabelled example (2 in the paper).
+        temperature: sharpening temperature (0.5).
+        alpha: Beta parameter (0.75).
+        weight: the unlabelled loss weight at the end of the ramp (75 for CIFAR-10).
+        batch_size: unlabelled examples per step.
+        rampup_steps: steps over which the unlabelled weight ramps up.
+    """
+
+    def __init__(self, unlabeled: torch.Tensor, augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+                 num_classes: int, *, k: int = 2, temperature: float = 0.5, alpha: float = 0.75, weight: float = 75.0,
+                 batch_size: int = 128, rampup_steps: int = 1000):
+        super().__init__(unlabeled, batch_size, weight, rampup_steps)
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        sharpen(torch.ones(1, 2) / 2, temperature)  # validates temperature now
+        self.augment, self.num_classes, self.k = augment, num_classes, k
+        self.temperature, self.alpha = temperature, check_alpha(alpha)
+
+    def loss(self, model, x, y, generator):
+        u = self._draw(generator)
+        u_views = [self.augment(u, generator) for _ in range(self.k)]
+        with torch.no_grad():
+            guess = torch.stack([F.softmax(model(v), dim=1) for v in u_views]).mean(0)
+            guess = sharpen(guess, self.temperature)
+        x_aug = self.augment(x, generator)
+        inputs = torch.cat([x_aug, *u_views])
+        targets = torch.cat([F.one_hot(y, self.num_classes).to(guess.dtype), guess.repeat(self.k, 1)])
+        lam = sample_lambda(self.alpha, generator=generator)
+        mixed = mixup(inputs, targets, lam=max(float(lam), 1.0 - float(lam)), generator=generator)
+        logits = model(mixed.x)
+        n = x.shape[0]
+        labelled = mixup_cross_entropy(logits[:n], _rows(mixed, slice(0, n)))
+        soft = torch.lerp(mixed.y_b[n:], mixed.y_a[n:], mixed.lam)
+        unlabelled = F.mse_loss(F.softmax(logits[n:], dim=1), soft)
+        return labelled + self._weight() * unlabelled
+
+
+def _rows(batch: MixedBatch, rows: slice) -> MixedBatch:
+    """The part ``rows`` of a mixed batch (the same lambda, the partners' labels kept)."""
+    return MixedBatch(batch.x[rows], batch.y_a[rows], batch.y_b[rows], batch.lam, batch.index[rows])

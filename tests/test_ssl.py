@@ -1,0 +1,86 @@
+"""ICT and MixMatch: sharpening, the ramp, the mean teacher, and one training step each."""
+
+import copy
+
+import pytest
+import torch
+
+from mixuplib import data, models
+from mixuplib import ssl
+
+
+def test_sharpen():
+    g = torch.Generator().manual_seed(0)
+    p = torch.softmax(torch.randn(16, 5, generator=g), dim=1)
+    sharp = ssl.sharpen(p, 0.5)
+    torch.testing.assert_close(sharp.sum(1), torch.ones(16))
+    assert torch.equal(sharp.argmax(1), p.argmax(1))
+    entropy = lambda q: -(q * q.log()).sum(1)  # noqa: E731
+    assert bool((entropy(sharp) <= entropy(p) + 1e-6).all())
+    torch.testing.assert_close(ssl.sharpen(p, 1.0), p)
+    for t in (0.0, 1.5, -1.0):
+        with pytest.raises(ValueError, match=r"temperature must lie in \(0, 1\]"):
+            ssl.sharpen(p, t)
+
+
+def test_rampup_goes_from_small_to_one():
+    assert ssl.rampup(0, 100) == pytest.approx(0.006737947)
+    assert ssl.rampup(100, 100) == 1.0 and ssl.rampup(500, 100) == 1.0 and ssl.rampup(5, 0) == 1.0
+    assert ssl.rampup(30, 100) < ssl.rampup(60, 100)
+
+
+def step(method, net, x, y, seed=0):
+    loss = method.loss(net, x, y, torch.Generator().manual_seed(seed))
+    loss.backward()
+    return loss
+
+
+def small():
+    torch.manual_seed(0)
+    net = models.small_cnn(1, 10, width=4)
+    g = torch.Generator().manual_seed(1)
+    return net, torch.randn(200, 1, 28, 28, generator=g), torch.randn(8, 1, 28, 28, generator=g), torch.randint(0, 10, (8,), generator=g)
+
+
+def test_ict_teacher_starts_as_the_student_then_averages():
+    net, unlabeled, x, y = small()
+    teacher = models.small_cnn(1, 10, width=4)
+    method = ssl.ICT(unlabeled, teacher, batch_size=16, ema=0.9)
+    loss = step(method, net, x, y)
+    assert loss.requires_grad and all(p.grad is not None for p in net.parameters())
+    assert all(p.grad is None for p in method.teacher.parameters())
+    before = copy.deepcopy(dict(net.named_parameters()))
+    for name, t in method.teacher.named_parameters():
+        assert torch.equal(t, before[name])  # first step: the teacher is the student (batch-norm statistics move on)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)  # as if the optimiser moved the student
+    step(method, net, x, y, seed=1)
+    weight = dict(method.teacher.named_parameters())["stage1.0.weight"]
+    torch.testing.assert_close(weight, before["stage1.0.weight"] + 0.1)  # 0.9 * old + 0.1 * (old + 1)
+    assert int(method.step) == 2
+
+
+def test_mixmatch_step_and_its_mixing_weight(monkeypatch):
+    net, unlabeled, x, y = small()
+    seen = {}
+    real_mixup = ssl.mixup
+    monkeypatch.setattr(ssl, "mixup", lambda *a, **k: seen.setdefault("batch", real_mixup(*a, **k)))
+    method = ssl.MixMatch(unlabeled, lambda v, g: data.random_crop_flip(v, g, padding=2), 10, k=2, batch_size=16)
+    loss = step(method, net, x, y)
+    assert loss.requires_grad and all(p.grad is not None for p in net.parameters())
+    batch = seen["batch"]
+    assert batch.x.shape == (8 + 2 * 16, 1, 28, 28) and float(batch.lam) >= 0.5
+    torch.testing.assert_close(batch.y_a[8:].sum(1), torch.ones(32))  # guessed labels are distributions
+
+
+def test_bad_arguments():
+    net, unlabeled, _, _ = small()
+    with pytest.raises(ValueError, match="unlabeled must hold at least batch_size=512"):
+        ssl.ICT(unlabeled, net, batch_size=512)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        ssl.MixMatch(unlabeled, lambda v, g: v, 10, k=0)
+    with pytest.raises(ValueError, match="alpha"):
+        ssl.MixMatch(unlabeled, lambda v, g: v, 10, alpha=0)
+    with pytest.raises(ValueError, match="temperature"):
+        ssl.MixMatch(unlabeled, lambda v, g: v, 10, temperature=2.0)
