@@ -6,6 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := dataset-fashion-mnist chromium npm
+# One single-threaded process per core (the pinned numerics, mixuplib/numerics.py), never more.
+JOBS ?= $(shell nproc)
 MATHJAX := .cache/mathjax/node_modules/mathjax/es5/tex-mml-chtml.js
 
 .PHONY: book test bench system clean
@@ -27,14 +29,14 @@ system:
 	fi
 
 book: system $(VENV)/.installed
-	$(PY) -m mixuplib.book run --profile embedded
+	$(PY) -m mixuplib.book run --profile embedded --jobs $(JOBS)
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 
 $(MATHJAX):
 	npm install --prefix .cache/mathjax --no-save --no-audit --no-fund --loglevel=error mathjax@3
 
 test: system $(VENV)/.installed $(MATHJAX)
-	$(PY) -m pytest tests notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+	$(PY) -m pytest -n $(JOBS) --dist loadfile tests notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_mixup.py

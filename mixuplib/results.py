@@ -1,16 +1,20 @@
-"""A chapter's headline numbers, written as JSON with what is needed to trust them."""
+"""A chapter's headline numbers as JSON with what is needed to trust them, and its tables.
+
+A results file holds no wall time and no host name: re-running a chapter on another machine
+under the pinned numerics (:mod:`mixuplib.numerics`) rewrites it byte for byte. The batch
+runner prints the wall times instead.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 import torch
 
-__all__ = ["write_results", "format_table", "mean_std", "glue", "RESULTS_DIR_ENV"]
+__all__ = ["write_results", "format_table", "html_table", "mean_std", "glue", "RESULTS_DIR_ENV"]
 
 RESULTS_DIR_ENV = "MIXUPLIB_RESULTS_DIR"  # set by the test suite so that nbval runs write elsewhere
 
@@ -20,27 +24,33 @@ def _environment(device: str) -> dict:
     import numpy
     import torchvision
 
+    from . import numerics
+
+    # The operating system and architecture, not the kernel release or host: those differ
+    # between machines that compute the same bytes.
     info = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": numpy.__version__, "matplotlib": matplotlib.__version__, "platform": platform.platform()}
+            "numpy": numpy.__version__, "matplotlib": matplotlib.__version__,
+            "platform": f"{platform.system()}-{platform.machine()}"}
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     else:
-        info["cpu_threads"] = torch.get_num_threads()
+        info["cpu_numerics"] = numerics.describe()
     return info
 
 
-def write_results(chapter: str, numbers: dict, *, profile: str, seeds: list[int], device: str, started: float,
-                  results_dir: str | Path) -> Path:
+def write_results(chapter: str, numbers: dict, *, profile: str, seeds: list[int], device: str,
+                  results_dir: str | Path, claims: list[dict] | None = None) -> Path:
     """Write ``numbers`` for ``chapter`` to ``results_dir/chapter.json`` and return the path.
 
-    The file also records the profile, the seeds, the device, library versions and the wall
-    time since ``started`` (a ``time.time()`` value). The environment variable
+    The file also records the profile, the seeds, the device, library versions, the CPU
+    numerics (threads, kernel family, whether they were pinned) and the chapter's checked
+    ``claims`` (:meth:`mixuplib.claims.Claims.to_list`). The environment variable
     ``MIXUPLIB_RESULTS_DIR``, when set, replaces ``results_dir``.
     """
     folder = Path(os.environ.get(RESULTS_DIR_ENV) or results_dir)
     folder.mkdir(parents=True, exist_ok=True)
     record = {"chapter": chapter, "profile": profile, "seeds": list(seeds), "n_runs": len(seeds), "device": device,
-              "wall_time_s": round(time.time() - started, 1), "environment": _environment(device), "numbers": numbers}
+              "environment": _environment(device), "numbers": numbers, "claims": claims or []}
     path = folder / f"{chapter}.json"
     partial = path.with_name(path.name + ".part")
     partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -49,11 +59,19 @@ def write_results(chapter: str, numbers: dict, *, profile: str, seeds: list[int]
 
 
 def mean_std(values, precision: int = 2) -> str:
-    """``"mean ± std"`` of ``values`` (population std, 0 for a single run) at fixed precision."""
+    """``"mean ± std"`` of ``values`` at fixed precision, std the sample standard deviation
+    (ddof = 1); a single run prints its value alone, since it has no spread to show.
+
+    Tables print n beside it (a column ``runs``), so a reader can weigh the spread.
+    """
     import numpy as np
 
     values = np.asarray(values, dtype=float)
-    return f"{values.mean():.{precision}f} ± {values.std():.{precision}f}"
+    if values.size == 0:
+        raise ValueError("mean_std needs at least one value, got none")
+    if values.size == 1:
+        return f"{values[0]:.{precision}f}"
+    return f"{values.mean():.{precision}f} ± {values.std(ddof=1):.{precision}f}"
 
 
 def format_table(rows: list[dict], columns: list[str], *, precision: int = 2) -> str:
@@ -68,6 +86,28 @@ def format_table(rows: list[dict], columns: list[str], *, precision: int = 2) ->
     widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(columns)]
     line = lambda cells: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(cells, widths)))  # noqa: E731
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(b) for b in body])
+
+
+def html_table(rows: list[dict], columns: list[str] | None = None, *, caption: str, label: str | None = None,
+               precision: int = 2):
+    """``rows`` (dicts) as a captioned HTML table for the book, floats at fixed precision.
+
+    Returns an ``IPython.display.HTML`` object: the last expression of a cell (or
+    ``display(...)``) renders it as a real table on the page and in Colab. Its HTML carries no
+    random ids, so a re-executed chapter reproduces it byte for byte. ``label`` becomes the
+    table's HTML id, for links.
+    """
+    import html
+
+    import pandas as pd
+    from IPython.display import HTML
+
+    frame = pd.DataFrame(rows, columns=columns)
+    formatters = {c: (lambda v: f"{v:.{precision}f}") for c in frame.columns if frame[c].dtype.kind == "f"}
+    table = frame.to_html(index=False, border=0, classes="table", formatters=formatters, escape=True,
+                          table_id=label)
+    caption_tag = f"<caption>{html.escape(caption)}</caption>"
+    return HTML(table.replace(">", ">" + caption_tag, 1))
 
 
 def glue(name: str, value) -> None:

@@ -54,7 +54,8 @@ def test_figures_have_captions_and_labels(path):
 
 
 LAYERS = {  # a module may import only from modules of a lower layer
-    "mixing": 0, "models": 0, "metrics": 0, "data": 0, "results": 0,
+    "mixing": 0, "models": 0, "metrics": 0, "data": 0, "claims": 0, "numerics": 0,
+    "results": 1,
     "losses": 1, "train": 1, "plots": 1,
     "attacks": 0,
     "vrm": 2, "input_mixup": 2, "manifold": 2, "adamixup": 2, "ssl": 2,
@@ -121,9 +122,60 @@ def test_paper_profile_plumbing_on_fake_cifar(tmp_path, monkeypatch):
     monkeypatch.setenv("MIXUPLIB_RESULTS_DIR", str(results))
     profiles = book.load_profiles()
     profiles["smoke"]["output_dir"] = str(tmp_path / "smoke")
-    assert book.run_profile("smoke", profiles=profiles) == 0
+    # one chapter at a time: under xdist another worker is busy on the other core
+    assert book.run_profile("smoke", profiles=profiles, jobs=1) == 0
     for path in CHAPTERS:
         record = json.loads((results / f"{path.stem}.json").read_text())
         assert record["profile"] == "smoke" and record["device"] == "cpu" and record["n_runs"] == len(record["seeds"])
-        assert "torch" in record["environment"] and record["wall_time_s"] > 0
+        assert "torch" in record["environment"] and "wall_time_s" not in record
+        assert record["environment"]["cpu_numerics"]["pinned"] is True
+        assert record["claims"], "every chapter lists its claims, even where the smoke profile does not enforce them"
         assert (tmp_path / "smoke" / path.name).exists()
+
+
+def test_runner_pins_numerics_in_parallel_kernels_whatever_the_caller_set(tmp_path, monkeypatch, capfd):
+    """Two chapters run at once, each kernel single-threaded on the AVX2 kernels even when the
+    caller's environment asks for two threads and the default kernel family; the output is
+    one line per chapter and the total, nothing on stderr."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
+    pinned = ("import os, time, torch\n"
+              "print(os.environ['OMP_NUM_THREADS'], torch.get_num_threads(), torch.backends.cpu.get_cpu_capability(), "
+              "os.environ['MKL_CBWR'])")
+    # each kernel writes when it ran; with two jobs the two intervals overlap
+    interval = "start = time.time(); time.sleep(3); Path(f'{value}.ran').write_text(f'{start} {time.time()}')"
+    for name in ("a", "b"):
+        tiny_notebook(tmp_path / f"{name}.ipynb", pinned + "\nfrom pathlib import Path\n" + interval)
+    profiles = profiles_for(tmp_path, a={"value": "a"}, b={"value": "b"})
+    profiles["test"]["pinned_numerics"] = True
+    assert book.run_profile("test", notebooks=tmp_path, profiles=profiles, jobs=2) == 0
+    for name in ("a", "b"):
+        out = nbformat.read(tmp_path / "out" / f"{name}.ipynb", as_version=4)
+        assert out.cells[-1].outputs[0].text == "1 1 AVX2 AVX2,STRICT\n"
+    (a_start, a_end), (b_start, b_end) = ([float(t) for t in (tmp_path / f"{n}.ran").read_text().split()] for n in "ab")
+    assert a_start < b_end and b_start < a_end, "the two chapters did not run at the same time"
+    captured = capfd.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert sorted(line.split()[0] for line in lines[:2]) == ["a", "b"] and len(lines) == 3
+    assert lines[2].startswith("total") and "2 at a time" in lines[2]
+    assert captured.err == ""
+
+
+def test_runner_refuses_more_jobs_than_cores(tmp_path, capsys):
+    tiny_notebook(tmp_path / "ch.ipynb", "pass")
+    too_many = book.available_cores() + 1
+    assert book.run_profile("test", notebooks=tmp_path, profiles=profiles_for(tmp_path, ch={}), jobs=too_many) == 2
+    assert f"jobs must be an integer from 1 to {too_many - 1}" in capsys.readouterr().err
+
+
+def test_runner_cli_overrides_parameters_and_output_dir(tmp_path, monkeypatch):
+    tiny_notebook(tmp_path / "ch.ipynb", "print(f'value is {value!r}')")
+    profiles = profiles_for(tmp_path, ch={})
+    monkeypatch.setattr(book, "load_profiles", lambda: profiles)
+    monkeypatch.setattr(book, "ROOT", tmp_path.parent)
+    assert book.run_profile("test", notebooks=tmp_path, profiles=profiles, overrides={"value": [1, 2]},
+                            output_dir=tmp_path / "elsewhere") == 0
+    out = nbformat.read(tmp_path / "elsewhere" / "ch.ipynb", as_version=4)
+    assert out.cells[-1].outputs[0].text == "value is [1, 2]\n"
+    with pytest.raises(SystemExit):
+        book.main(["run", "--profile", "test", "--set", "not a name=1"])
