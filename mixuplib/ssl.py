@@ -49,14 +49,22 @@ class _Unlabelled(Method):
         if unlabeled.dim() < 2 or unlabeled.shape[0] < batch_size:
             raise ValueError(f"unlabeled must hold at least batch_size={batch_size} examples (N, ...), got shape {tuple(unlabeled.shape)}")
         self.unlabeled, self.batch_size, self.weight, self.rampup_steps = unlabeled, batch_size, weight, rampup_steps
-        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        # A host-side count: a counter on the GPU would cost a device-to-host sync every step
+        # (the ramp needs it as a number). It is saved with the method as extra state.
+        self.step = 0
+
+    def get_extra_state(self) -> dict:
+        return {"step": self.step}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.step = int(state["step"])
 
     def _draw(self, generator) -> torch.Tensor:
         index = torch.randint(self.unlabeled.shape[0], (self.batch_size,), generator=generator)
         return self.unlabeled[index.to(self.unlabeled.device)]
 
     def _weight(self) -> float:
-        w = self.weight * rampup(int(self.step), self.rampup_steps)
+        w = self.weight * rampup(self.step, self.rampup_steps)
         self.step += 1
         return w
 
@@ -86,7 +94,7 @@ class ICT(_Unlabelled):
 
     @torch.no_grad()
     def _update_teacher(self, model: nn.Module) -> None:
-        if int(self.step) == 0:
+        if self.step == 0:
             self.teacher.load_state_dict(model.state_dict())
             return
         for t, s in zip(self.teacher.state_dict().values(), model.state_dict().values()):

@@ -58,7 +58,7 @@ def test_ict_teacher_starts_as_the_student_then_averages():
     step(method, net, x, y, seed=1)
     weight = dict(method.teacher.named_parameters())["stage1.0.weight"]
     torch.testing.assert_close(weight, before["stage1.0.weight"] + 0.1)  # 0.9 * old + 0.1 * (old + 1)
-    assert int(method.step) == 2
+    assert method.step == 2 and method.state_dict()["_extra_state"] == {"step": 2}
 
 
 def test_mixmatch_step_and_its_mixing_weight(monkeypatch):

@@ -50,8 +50,17 @@ def adamixup():
     return am.AdaMixup(am.PolicyRegionGenerator(am.small_policy_body(3, 8), 8), am.IntrusionDiscriminator(128))
 
 
-@pytest.mark.parametrize("make_method", [lambda: m.InputMixup(1.0), lambda: m.CutMix(1.0), adamixup],
-                         ids=["mixup", "cutmix", "adamixup"])
+def ict():
+    """ICT keeps a step count (its ramp) and a teacher: both must survive a resume."""
+    from mixuplib import ssl
+
+    torch.manual_seed(6)
+    unlabeled = data.fake_cifar("cifar10", 48, 8, seed=1).x_train
+    return ssl.ICT(unlabeled, models.small_cnn(3, 10, width=4, image_size=32), batch_size=16, rampup_steps=10, ema=0.9)
+
+
+@pytest.mark.parametrize("make_method", [lambda: m.InputMixup(1.0), lambda: m.CutMix(1.0), adamixup, ict],
+                         ids=["mixup", "cutmix", "adamixup", "ict"])
 def test_resumed_run_is_bit_identical(tmp_path, make_method):
     method = make_method()
     if not isinstance(method, m.InputMixup):
