@@ -64,7 +64,7 @@ class PolicyRegionGenerator(nn.Module):
     @staticmethod
     def draw_lambda(alpha: torch.Tensor, delta: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """``lambda = alpha + u * delta``, ``u ~ U(0, 1)`` per example; differentiable in alpha and delta."""
-        u = torch.rand(alpha.shape, generator=generator).to(device=alpha.device, dtype=alpha.dtype)
+        u = torch.rand(alpha.shape, generator=generator).to(device=alpha.device, dtype=alpha.dtype, non_blocking=True)
         return alpha + u * delta
 
 
@@ -109,7 +109,7 @@ class AdaMixup(Method):
             raise ValueError(f"AdaMixup needs a batch of at least 4 examples (half mixed, half unseen), got {x.shape[0]}")
         half = x.shape[0] // 2
         x_mix, y_mix, x_unseen = x[:half], y[:half], x[half:]
-        index = torch.randperm(half, generator=generator).to(x.device)
+        index = torch.randperm(half, generator=generator).to(x.device, non_blocking=True)
         alpha, delta = self.policy(x_mix, x_mix.index_select(0, index))
         lam = PolicyRegionGenerator.draw_lambda(alpha, delta, generator)
         # lam and index are valid by construction; checking their values would sync a GPU.

@@ -136,7 +136,7 @@ class TensorBatches:
 
     def __call__(self, generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = self.x.shape[0]
-        order = torch.randperm(n, generator=generator).to(self.x.device) if self.shuffle else torch.arange(n, device=self.x.device)
+        order = torch.randperm(n, generator=generator).to(self.x.device, non_blocking=True) if self.shuffle else torch.arange(n, device=self.x.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             xb = self.x[idx]
@@ -161,15 +161,15 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator | None = None, 
         raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
     b, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (padding,) * 4)
-    dy = torch.randint(0, 2 * padding + 1, (b, 1), generator=generator).to(x.device)
-    dx = torch.randint(0, 2 * padding + 1, (b, 1), generator=generator).to(x.device)
+    dy = torch.randint(0, 2 * padding + 1, (b, 1), generator=generator).to(x.device, non_blocking=True)
+    dx = torch.randint(0, 2 * padding + 1, (b, 1), generator=generator).to(x.device, non_blocking=True)
     rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]
     batch = torch.arange(b, device=x.device)[:, None, None, None]
     channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
     out = padded[batch, channel, rows, cols]
     if flip:
-        flipped = torch.rand(b, generator=generator).lt(0.5).to(x.device)[:, None, None, None]
+        flipped = torch.rand(b, generator=generator).lt(0.5).to(x.device, non_blocking=True)[:, None, None, None]
         out = torch.where(flipped, out.flip(-1), out)
     return out
 

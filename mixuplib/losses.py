@@ -57,7 +57,8 @@ def soft_targets(batch: MixedBatch, num_classes: int, label_smoothing: float = 0
     dtype = batch.lam.dtype if batch.lam.is_floating_point() else torch.float32
     target_a = _as_distribution(batch.y_a, num_classes, label_smoothing, dtype)
     target_b = _as_distribution(batch.y_b, num_classes, label_smoothing, dtype)
-    lam = batch.lam.to(target_a.device).reshape(-1, 1) if batch.lam.dim() else batch.lam.to(target_a.device)
+    lam = batch.lam.to(target_a.device, non_blocking=True)
+    lam = lam.reshape(-1, 1) if lam.dim() else lam
     return torch.lerp(target_b, target_a, lam)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["write_results", "format_table", "html_table", "mean_std", "glue", "RESULTS_DIR_ENV"]
+__all__ = ["write_results", "format_table", "html_table", "Table", "mean_std", "glue", "RESULTS_DIR_ENV"]
 
 RESULTS_DIR_ENV = "MIXUPLIB_RESULTS_DIR"  # set by the test suite so that nbval runs write elsewhere
 
@@ -88,26 +88,38 @@ def format_table(rows: list[dict], columns: list[str], *, precision: int = 2) ->
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(b) for b in body])
 
 
-def html_table(rows: list[dict], columns: list[str] | None = None, *, caption: str, label: str | None = None,
-               precision: int = 2):
-    """``rows`` (dicts) as a captioned HTML table for the book, floats at fixed precision.
+class Table:
+    """A captioned table: a notebook (Jupyter, Colab, the book) renders its HTML, a terminal
+    or a log prints its text. Neither form carries random ids or addresses, so a re-executed
+    chapter reproduces both byte for byte."""
 
-    Returns an ``IPython.display.HTML`` object: the last expression of a cell (or
-    ``display(...)``) renders it as a real table on the page and in Colab. Its HTML carries no
-    random ids, so a re-executed chapter reproduces it byte for byte. ``label`` becomes the
-    table's HTML id, for links.
+    def __init__(self, html: str, text: str):
+        self.html, self.text = html, text
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def html_table(rows: list[dict], columns: list[str] | None = None, *, caption: str, label: str | None = None,
+               precision: int = 2) -> Table:
+    """``rows`` (dicts) as a captioned :class:`Table`, floats at fixed precision.
+
+    Make it the last expression of a cell (or ``display(...)`` it) and the page shows a real
+    HTML table with its caption. ``label`` becomes the table's HTML id, for links.
     """
     import html
 
     import pandas as pd
-    from IPython.display import HTML
 
     frame = pd.DataFrame(rows, columns=columns)
     formatters = {c: (lambda v: f"{v:.{precision}f}") for c in frame.columns if frame[c].dtype.kind == "f"}
-    table = frame.to_html(index=False, border=0, classes="table", formatters=formatters, escape=True,
-                          table_id=label)
+    table = frame.to_html(index=False, border=0, classes="table", formatters=formatters, escape=True, table_id=label)
     caption_tag = f"<caption>{html.escape(caption)}</caption>"
-    return HTML(table.replace(">", ">" + caption_tag, 1))
+    text = frame.to_string(index=False, formatters=formatters)
+    return Table(table.replace(">", ">" + caption_tag, 1), f"{caption}\n{text}")
 
 
 def glue(name: str, value) -> None:

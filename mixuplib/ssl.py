@@ -61,7 +61,7 @@ class _Unlabelled(Method):
 
     def _draw(self, generator) -> torch.Tensor:
         index = torch.randint(self.unlabeled.shape[0], (self.batch_size,), generator=generator)
-        return self.unlabeled[index.to(self.unlabeled.device)]
+        return self.unlabeled[index.to(self.unlabeled.device, non_blocking=True)]
 
     def _weight(self) -> float:
         w = self.weight * rampup(self.step, self.rampup_steps)

@@ -26,7 +26,7 @@ def gaussian_vicinity(x: torch.Tensor, sigma: float, *, generator: torch.Generat
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
     noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
-    return x + sigma * noise.to(x.device)
+    return x + sigma * noise.to(x.device, non_blocking=True)
 
 
 class GaussianVRM(Method):
