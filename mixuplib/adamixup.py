@@ -14,8 +14,10 @@ The batch is split in two: the first half is mixed, the second half is the unsee
 Classifier, generator and discriminator minimise one joint loss: the classification loss on
 the originals and the mixes, plus the discriminator's cross-entropy. A mix that lands on the
 data manifold of another class is hard to tell from a real example, so the joint loss pushes
-the generator away from such regions; lambda near 0 or 1 (no mixing) is equally hard to tell
-apart, so the generator cannot escape by not mixing.
+the generator away from such regions. The paper argues that the generator cannot escape by
+not mixing: a mix at lambda near 0 or 1 is labelled "mix" while it looks like its original,
+labelled "real", so the discriminator's loss does not reward it. Chapter 4 measures where the
+learned policy actually goes (here: towards weak mixing).
 """
 
 from __future__ import annotations

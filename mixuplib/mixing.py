@@ -131,7 +131,7 @@ def _arange(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _resolve_lam(lam, alpha, shape, generator, validate: bool | None = None) -> torch.Tensor:
-    """The lambda to use as a tensor: drawn (float64, on the CPU), or checked if given (float32)."""
+    """The lambda to use as a tensor: drawn (float64, on the CPU), or checked if given."""
     if lam is None:
         return sample_lambda(alpha, shape, generator=generator)
     check_alpha(alpha)
@@ -139,8 +139,11 @@ def _resolve_lam(lam, alpha, shape, generator, validate: bool | None = None) -> 
         # A plain number: checked in Python, no tensor op (NaN fails the comparison too).
         if validate is not False and not 0.0 <= lam <= 1.0:
             raise ValueError(f"lam must lie in [0, 1], got {lam!r}")
-        return torch.tensor(lam, dtype=torch.float32)
-    lam = torch.as_tensor(lam, dtype=torch.float32)
+        return torch.tensor(float(lam), dtype=torch.float64)
+    # Kept at its own precision (float64 for numbers); mixup casts it to the inputs' dtype once.
+    lam = torch.as_tensor(lam)
+    if not lam.is_floating_point():
+        lam = lam.to(torch.float64)
     if tuple(lam.shape) != tuple(shape or ()):
         raise ValueError(f"lam must have shape {tuple(shape or ())}, got {tuple(lam.shape)}")
     if _values_checked(lam, validate):

@@ -289,3 +289,16 @@ def test_soft_labels_can_be_mixed():
     expected = 0.3 * probs + 0.7 * probs.roll(1, 0)
     torch.testing.assert_close(m.soft_targets(out, K), expected, atol=1e-6, rtol=0)
     assert math.isfinite(float(m.mixup_cross_entropy(torch.randn(B, K), out)))
+
+
+def test_a_given_lambda_keeps_its_precision():
+    """A caller's lam is not rounded to float32 on the way: float64 inputs mix at exactly it."""
+    x, y = torch.randn(4, 3, dtype=torch.float64), torch.arange(4)
+    index = torch.tensor([1, 2, 3, 0])
+    lam = 0.123456789012345
+    out = m.mixup(x, y, lam=lam, index=index)
+    assert out.lam.dtype == torch.float64 and float(out.lam) == lam
+    torch.testing.assert_close(out.x, lam * x + (1 - lam) * x[index], rtol=0, atol=1e-15)
+    per_sample = torch.tensor([0.1, 0.2, 0.3, 0.123456789012345], dtype=torch.float64)
+    out = m.mixup(x, y, lam=per_sample, index=index, per_sample=True)
+    assert torch.equal(out.lam, per_sample)

@@ -50,5 +50,5 @@ def test_a_false_claim_stops_the_runner_and_names_itself(tmp_path):
     # One epoch is far too little to memorise random labels: the chapter's first claim is false.
     done = run_chapter(tmp_path, "--set", "memorize_epochs=1")
     assert done.returncode == 1
-    assert "ClaimFailed" in done.stderr and "memoris" in done.stderr, done.stderr
+    assert "ClaimFailed" in done.stderr and "ERM fits random training labels" in done.stderr, done.stderr
     assert not (tmp_path / "out" / f"{CHAPTER}.ipynb").exists(), "a failed chapter leaves no notebook behind"
