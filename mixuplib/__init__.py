@@ -10,7 +10,8 @@ Layers, imports pointing down only:
   the :class:`~mixuplib.train.Method` interface, the book's figures.
 - one file per method: ``vrm`` (Gaussian vicinities), ``input_mixup`` (input mixup, CutMix),
   ``manifold`` (manifold mixup), ``adamixup`` (AdaMixup), ``ssl`` (ICT, MixMatch).
-- ``book``: the papermill runner, apart from the rest.
+- ``cluster``: chapters and their shards as scheduler jobs (submitit), and the merge of shards;
+  ``book``, the papermill runner, on top of it, apart from the rest.
 """
 
 import os as _os

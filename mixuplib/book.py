@@ -4,6 +4,8 @@
     python -m mixuplib.book run --profile paper --chapter 02_input_mixup
     python -m mixuplib.book run --profile embedded --jobs 1        # one chapter at a time
     python -m mixuplib.book run --chapter 01_erm_to_mixup --set seeds=[0] --output-dir /tmp/out
+    python -m mixuplib.book run --profile paper --executor slurm --shard seeds   # one Slurm job per seed
+    python -m mixuplib.book merge --profile paper --chapter 03_manifold_mixup     # the shards into one record
 
 Profiles live in ``mixuplib/profiles.yml``. A profile with ``pinned_numerics: true`` (the
 embedded and smoke profiles) runs every kernel under :data:`mixuplib.numerics.PINNED_ENV`:
@@ -16,11 +18,15 @@ Each chapter executes into a temporary file that replaces the output notebook on
 whole chapter succeeded, so a failure never leaves a half-written notebook behind. The runner
 prints one line per chapter with its wall time, then the total; the exit status is non-zero
 on failure, and the message names the chapter and the cell (a failed claim names the claim).
+
+``--executor slurm`` runs each chapter, or each shard of one (``--shard``), as a job of a
+scheduler instead; :mod:`mixuplib.cluster` holds that machinery and the merging of shards.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -33,10 +39,11 @@ from pathlib import Path
 
 import yaml
 
-from . import numerics
+from . import cluster, numerics
 
 PROFILES = Path(__file__).with_name("profiles.yml")
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TIMEOUT_MIN = 24 * 60  # a scheduler job's time limit; submitit's own default (5 minutes) fits no chapter
 
 
 def load_profiles(path: Path = PROFILES) -> dict:
@@ -157,6 +164,43 @@ def _check_jobs(jobs: int | None, limit: int, what: str) -> int:
     return jobs
 
 
+def _check_at_least(name: str, value, minimum: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer from {minimum} ({what}), got {value!r}")
+
+
+def _resolve(profile: str, chapters: list[str] | None, profiles: dict) -> tuple[dict, list[str]]:
+    """The profile's spec and the chapters to run (default: all of the profile's).
+
+    Raises ``ValueError`` naming an unknown profile or chapter and what there is.
+    """
+    if profile not in profiles:
+        raise ValueError(f"unknown profile {profile!r}; choose from {sorted(profiles)}")
+    spec = profiles[profile]
+    names = chapters or list(spec["chapters"])
+    unknown = [n for n in names if n not in spec["chapters"]]
+    if unknown:
+        raise ValueError(f"profile {profile!r} has no chapter {unknown}; it has {list(spec['chapters'])}")
+    return spec, names
+
+
+def _on_gpu(spec: dict) -> bool:
+    return str((spec.get("parameters") or {}).get("device", "cpu")).startswith("cuda")
+
+
+def _jobs_here(spec: dict, jobs: int | None) -> int:
+    """``jobs`` checked against this machine: one per visible GPU, or one per core (the default)."""
+    if _on_gpu(spec):
+        gpus = visible_gpus()
+        return _check_jobs(jobs, len(gpus), f"one per visible GPU, {len(gpus)} visible")
+    return _check_jobs(jobs, available_cores(), f"one single-threaded kernel per core, {available_cores()} cores")
+
+
+def _parameters(spec: dict, chapter: str, overrides: dict | None = None) -> dict:
+    """A chapter's papermill parameters under a profile: shared, then the chapter's, then ``overrides``."""
+    return {**(spec.get("parameters") or {}), **(spec["chapters"][chapter] or {}), **(overrides or {})}
+
+
 def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: Path = ROOT / "notebooks",
                 profiles: dict | None = None, jobs: int | None = None, overrides: dict | None = None,
                 output_dir: str | Path | None = None) -> int:
@@ -170,26 +214,14 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
     failed, 2 for an unknown profile or chapter or a bad ``jobs``.
     """
     profiles = profiles or load_profiles()
-    if profile not in profiles:
-        print(f"unknown profile {profile!r}; choose from {sorted(profiles)}", file=sys.stderr)
-        return 2
-    spec = profiles[profile]
-    names = chapters or list(spec["chapters"])
-    unknown = [n for n in names if n not in spec["chapters"]]
-    if unknown:
-        print(f"profile {profile!r} has no chapter {unknown}; it has {list(spec['chapters'])}", file=sys.stderr)
-        return 2
-    shared = spec.get("parameters") or {}
-    on_gpu = str(shared.get("device", "cpu")).startswith("cuda")
-    gpus = visible_gpus() if on_gpu else []
     try:
-        if on_gpu:
-            jobs = _check_jobs(jobs, len(gpus), f"one per visible GPU, {len(gpus)} visible")
-        else:
-            jobs = _check_jobs(jobs, available_cores(), f"one single-threaded kernel per core, {available_cores()} cores")
+        spec, names = _resolve(profile, chapters, profiles)
+        jobs = _jobs_here(spec, jobs)
     except ValueError as err:
         print(err, file=sys.stderr)
         return 2
+    on_gpu = _on_gpu(spec)
+    gpus = visible_gpus() if on_gpu else []
     if spec.get("pinned_numerics"):
         numerics.pin_environment()  # inherited by every worker and every kernel they start
 
@@ -202,11 +234,12 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
             queue.put(gpu)
         initializer, initargs = _worker_takes_gpu, (queue,)
     started, total, failed = time.perf_counter(), 0.0, []
-    with ProcessPoolExecutor(max_workers=min(jobs, len(names)), mp_context=context, initializer=initializer,
+    jobs = min(jobs, len(names))
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=initializer,
                              initargs=initargs) as pool:
         futures = {}
         for name in names:
-            parameters = {**shared, **(spec["chapters"][name] or {}), **(overrides or {})}
+            parameters = _parameters(spec, name, overrides)
             futures[pool.submit(_run_quietly, notebooks / f"{name}.ipynb", out_dir / f"{name}.ipynb", parameters)] = name
         for future in as_completed(futures):
             name = futures[future]
@@ -226,6 +259,133 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
     return 0
 
 
+def _run_folder(notebooks: Path, profile: str, output_dir: str | Path | None) -> Path:
+    """Where a scheduled run keeps its shards and submitit's logs: ``output_dir``, or ``runs/<profile>``.
+
+    Not the profile's ``output_dir``: the embedded profile's is ``notebooks/``, and shards
+    there would sit beside the chapters.
+    """
+    return (notebooks.parent / (output_dir or Path("runs") / profile)).resolve()
+
+
+def schedule_profile(profile: str, chapters: list[str] | None = None, *, executor: str = "slurm",
+                     shard: list[str] | None = None, notebooks: Path = ROOT / "notebooks", profiles: dict | None = None,
+                     jobs: int | None = None, overrides: dict | None = None, output_dir: str | Path | None = None,
+                     timeout_min: int = DEFAULT_TIMEOUT_MIN, gpus_per_job: int | None = None,
+                     partition: str | None = None, slurm_options: dict | None = None,
+                     shard_overrides: dict[str, dict] | None = None) -> int:
+    """Run ``chapters``, or their shards, as submitit jobs; return an exit status.
+
+    ``executor`` is ``"slurm"`` (sbatch) or ``"local"`` (submitit's local executor: the same
+    jobs as processes on this machine, for a dry run and the tests). Without ``shard`` each
+    chapter is one job writing where :func:`run_profile` writes. With ``shard`` (``["seeds"]``
+    or ``["setups", "seeds"]``) each chapter becomes one job per seed (and setup) under
+    ``<run folder>/shards/<chapter>/``, the run folder being ``output_dir`` or
+    ``runs/<profile>``; shards that already have results are not run again. submitit's logs
+    go to ``<run folder>/submitit``.
+
+    ``jobs`` caps the jobs submitted at once (default: all of them on Slurm; locally one per
+    core, or per visible GPU). ``gpus_per_job`` defaults to 1 for a GPU profile, else 0.
+    ``shard_overrides`` (``{"01_erm_to_mixup/seed2": {parameter: value}}``) change the
+    parameters of single shards: a test makes one shard fail this way. The status is 0, 1 if a
+    job failed (run the same call again to run only the shards without results), 2 for a bad
+    argument.
+    """
+    profiles = profiles or load_profiles()
+    try:
+        spec, names = _resolve(profile, chapters, profiles)
+        if executor not in ("slurm", "local"):
+            raise ValueError(f"executor must be 'slurm' or 'local' (submitit's), got {executor!r}")
+        _check_at_least("timeout_min", timeout_min, 1, "minutes")
+        if gpus_per_job is not None:
+            _check_at_least("gpus_per_job", gpus_per_job, 0, "GPUs")
+        if executor == "local":
+            jobs = _jobs_here(spec, jobs)
+        elif jobs is not None:  # Slurm queues what it cannot start yet: by default every job is submitted at once
+            _check_at_least("jobs", jobs, 1, "jobs submitted to Slurm at once")
+        out_dir = (notebooks.parent / (output_dir or spec["output_dir"])).resolve()
+        run_folder = _run_folder(notebooks, profile, output_dir)
+        if not shard:
+            todo = [cluster.Job(name, notebooks / f"{name}.ipynb", out_dir / f"{name}.ipynb", _parameters(spec, name, overrides))
+                    for name in names]
+        else:
+            sharded = {name: cluster.shard_jobs(name, notebooks / f"{name}.ipynb", _parameters(spec, name, overrides), shard,
+                                                run_folder / "shards" / name) for name in names}
+            unknown = set(shard_overrides or {}) - {job.name for shards in sharded.values() for job in shards}
+            if unknown:
+                raise ValueError(f"shard_overrides names no shard of this run: {sorted(unknown)}")
+            todo = []
+            for name, shards in sharded.items():
+                shards = [dataclasses.replace(job, parameters={**job.parameters, **shard_overrides[job.name]})
+                          if job.name in (shard_overrides or {}) else job for job in shards]
+                pending = cluster.pending_shards(shards, run_folder / "shards" / name)
+                if len(pending) < len(shards):
+                    print(f"{name}: {len(shards) - len(pending)} of {len(shards)} shards already have results; "
+                          f"running the other {len(pending)}", flush=True)
+                todo += pending
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 2
+    if not todo:
+        print("nothing to run: every shard has results; merge them with `python -m mixuplib.book merge`", flush=True)
+        return 0
+    if spec.get("pinned_numerics"):
+        numerics.pin_environment()  # the jobs' processes, and the kernels they start, inherit it
+    scheduler = cluster.make_executor(executor, run_folder / "submitit", timeout_min=timeout_min,
+                                      gpus_per_job=int(_on_gpu(spec)) if gpus_per_job is None else gpus_per_job,
+                                      partition=partition, slurm_options=slurm_options)
+    started, at_once = time.perf_counter(), jobs or len(todo)
+    failed = cluster.run_jobs(todo, scheduler, _run_quietly, at_once=at_once)
+    print(f"{'total':32s} {time.perf_counter() - started:7.1f} s  ({len(todo)} jobs, {at_once} at a time)", flush=True)
+    if failed:
+        again = "; run the same command again to run only the shards without results" if shard else ""
+        print(f"{len(failed)} of {len(todo)} jobs failed: {', '.join(failed)}{again}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def merge_chapter(profile: str, chapter: str, *, notebooks: Path = ROOT / "notebooks", profiles: dict | None = None,
+                  output_dir: str | Path | None = None) -> int:
+    """Merge a chapter's shards into its record and render its summary table; return an exit status.
+
+    The record goes where an unsharded run of the profile writes the chapter's results (its
+    ``results_dir``, or ``MIXUPLIB_RESULTS_DIR``), so the chapters' comparison tables find it;
+    the summary (:func:`mixuplib.cluster.render_summary`) goes to
+    ``<run folder>/<chapter>.merged.html``. The status is 1 while a shard has no results or
+    the shards disagree (the message names them), 2 for an unknown profile or chapter.
+    """
+    profiles = profiles or load_profiles()
+    try:
+        spec, _ = _resolve(profile, [chapter], profiles)
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 2
+    source = notebooks / f"{chapter}.ipynb"
+    run_folder = _run_folder(notebooks, profile, output_dir)
+    results_dir = notebooks / cluster.notebook_parameter(source, _parameters(spec, chapter), "results_dir")
+    try:
+        path = cluster.merge_shards(source, run_folder / "shards" / chapter, results_dir.resolve())
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 1
+    record = json.loads(path.read_text())
+    page = cluster.write_summary(record, run_folder / f"{chapter}.merged.html")
+    print(f"merged {len(record['shards'])} shards, seeds {record['seeds']} -> {os.path.relpath(path)}", flush=True)
+    print(f"summary table -> {os.path.relpath(page)}", flush=True)
+    return 0
+
+
+def _assignments(items: list[str], option: str, parser: argparse.ArgumentParser) -> dict:
+    """``NAME=VALUE`` strings as a dict, each VALUE read as YAML."""
+    assigned = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            parser.error(f"{option} takes NAME=VALUE with NAME a parameter name, got {item!r}")
+        assigned[name] = yaml.safe_load(value)
+    return assigned
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mixuplib.book", description="Execute the book's chapters under a profile.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -233,24 +393,50 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--profile", default="embedded")
     run.add_argument("--chapter", action="append", help="a chapter name (repeatable); default: all of the profile's")
     run.add_argument("--jobs", type=int, default=None,
-                     help="chapters at a time (default: one per core for CPU profiles, one per visible GPU for GPU profiles)")
+                     help="chapters (or jobs) at a time (default: one per core for CPU profiles, one per visible GPU for "
+                          "GPU profiles; with --executor slurm, every job)")
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="overrides",
                      help="override a parameter of every chapter run; VALUE is read as YAML (repeatable)")
-    run.add_argument("--output-dir", help="write the executed notebooks here instead of the profile's folder")
+    run.add_argument("--output-dir", help="write the executed notebooks here instead of the profile's folder "
+                                          "(with a submitit executor also the run folder of shards and logs, default runs/PROFILE)")
+    run.add_argument("--executor", choices=["local", "slurm", "submitit-local"], default="local",
+                     help="local: a process pool on this machine (default); slurm: each chapter or shard a Slurm job, "
+                          "through submitit; submitit-local: those same jobs as processes here, a dry run")
+    run.add_argument("--shard", type=lambda v: v.split(","), metavar="seeds|setups,seeds",
+                     help="split each chapter into one job per seed (and setup); needs a submitit executor")
+    run.add_argument("--slurm-partition", help="the Slurm partition of the jobs")
+    run.add_argument("--gpus-per-job", type=int, help="GPUs per job (default: 1 for a GPU profile, else 0)")
+    run.add_argument("--timeout-min", type=int, help=f"a job's time limit in minutes (default {DEFAULT_TIMEOUT_MIN})")
+    run.add_argument("--slurm-option", action="append", default=[], metavar="NAME=VALUE",
+                     help="another sbatch setting in submitit's name, e.g. account=ABC or mem_gb=32 (repeatable)")
+    merge = sub.add_parser("merge", help="merge a chapter's shards into its results and render their summary table")
+    merge.add_argument("--profile", default="embedded")
+    merge.add_argument("--chapter", required=True)
+    merge.add_argument("--output-dir", help="the run folder the shards were written to (default runs/PROFILE)")
     sub.add_parser("profiles", help="list the profiles")
     args = parser.parse_args(argv)
     if args.command == "profiles":
         for name, spec in load_profiles().items():
             print(f"{name:10s} {spec['description']}")
         return 0
-    overrides = {}
-    for item in args.overrides:
-        name, sep, value = item.partition("=")
-        if not sep or not name.isidentifier():
-            parser.error(f"--set takes NAME=VALUE with NAME a parameter name, got {item!r}")
-        overrides[name] = yaml.safe_load(value)
     output_dir = Path(args.output_dir).resolve() if args.output_dir else None
-    return run_profile(args.profile, args.chapter, jobs=args.jobs, overrides=overrides, output_dir=output_dir)
+    if args.command == "merge":
+        return merge_chapter(args.profile, args.chapter, output_dir=output_dir)
+    overrides = _assignments(args.overrides, "--set", parser)
+    slurm_options = _assignments(args.slurm_option, "--slurm-option", parser)
+    scheduler_only = {"--shard": args.shard, "--slurm-partition": args.slurm_partition,
+                      "--gpus-per-job": args.gpus_per_job, "--timeout-min": args.timeout_min,
+                      "--slurm-option": slurm_options}
+    if args.executor == "local":
+        given = [option for option, value in scheduler_only.items() if value not in (None, {})]
+        if given:
+            parser.error(f"{', '.join(given)}: only with --executor slurm or submitit-local; "
+                         f"--executor local is this machine's process pool")
+        return run_profile(args.profile, args.chapter, jobs=args.jobs, overrides=overrides, output_dir=output_dir)
+    return schedule_profile(args.profile, args.chapter, executor="slurm" if args.executor == "slurm" else "local",
+                            shard=args.shard, jobs=args.jobs, overrides=overrides, output_dir=output_dir,
+                            timeout_min=DEFAULT_TIMEOUT_MIN if args.timeout_min is None else args.timeout_min, gpus_per_job=args.gpus_per_job,
+                            partition=args.slurm_partition, slurm_options=slurm_options)
 
 
 if __name__ == "__main__":

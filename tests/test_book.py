@@ -58,8 +58,9 @@ LAYERS = {  # a module may import only from modules of a lower layer
     "results": 1,
     "losses": 1, "train": 1, "plots": 1,
     "attacks": 0,
-    "vrm": 2, "input_mixup": 2, "manifold": 2, "adamixup": 2, "ssl": 2,
-    "book": 3, "__init__": 3,
+    "vrm": 2, "input_mixup": 2, "manifold": 2, "adamixup": 2, "ssl": 2, "distributed": 2,
+    "cluster": 3, "__init__": 3,
+    "book": 4,
 }
 
 
