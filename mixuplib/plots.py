@@ -19,7 +19,7 @@ from .metrics import ReliabilityBins
 from .models import predict
 
 __all__ = ["use_book_style", "beta_densities", "lambda_histograms", "probability_field", "vicinity_samples",
-           "curves", "reliability_diagram", "image_grid"]
+           "curves", "seed_points", "reliability_diagram", "image_grid"]
 
 
 def use_book_style() -> None:
@@ -107,6 +107,20 @@ def curves(histories: Mapping[str, object], metric: str, ax: Axes | None = None,
             ax.fill_between(epochs, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
     ax.set(xlabel="epoch", ylabel=ylabel or metric)
     ax.legend(fontsize=8)
+    return ax
+
+
+def seed_points(values: Mapping[str, Sequence[float]], ax: Axes | None = None, *, ylabel: str | None = None) -> Axes:
+    """One column per method: each seed's value as a dot and the mean as a bar, so a reader
+    sees the spread a table's mean ± std summarises (n = 3 dots say more than a std)."""
+    ax = _axes(ax)
+    for i, (label, runs) in enumerate(values.items()):
+        runs = np.asarray(list(runs), dtype=float)
+        ax.bar(i, runs.mean(), width=0.6, alpha=0.35)
+        ax.plot(np.full(len(runs), i), runs, "o", color="black", markersize=4)
+    ax.set_xticks(range(len(values)), list(values), rotation=20, ha="right", fontsize=8)
+    ax.set(ylabel=ylabel)
+    ax.grid(axis="x", visible=False)
     return ax
 
 

@@ -1,0 +1,19 @@
+"""The shared figure helpers draw what they say, on an opaque white figure."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from mixuplib import plots  # noqa: E402
+
+
+def test_seed_points_draws_a_mean_bar_and_every_seed():
+    plots.use_book_style()
+    values = {"ERM": [13.0, 14.0, 15.0], "mixup": [12.0, 12.5]}
+    ax = plots.seed_points(values, ylabel="test error (%)")
+    heights = [patch.get_height() for patch in ax.patches]
+    assert heights == [14.0, 12.25]
+    dots = [line.get_ydata().tolist() for line in ax.lines]
+    assert dots == [[13.0, 14.0, 15.0], [12.0, 12.5]]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["ERM", "mixup"] and ax.get_ylabel() == "test error (%)"
+    assert ax.figure.get_facecolor()[:3] == (1.0, 1.0, 1.0)
