@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["write_results", "format_table", "html_table", "Table", "mean_std", "glue", "RESULTS_DIR_ENV"]
+__all__ = ["write_results", "html_table", "Table", "mean_std", "glue", "RESULTS_DIR_ENV"]
 
 RESULTS_DIR_ENV = "MIXUPLIB_RESULTS_DIR"  # set by the test suite so that nbval runs write elsewhere
 
@@ -72,20 +72,6 @@ def mean_std(values, precision: int = 2) -> str:
     if values.size == 1:
         return f"{values[0]:.{precision}f}"
     return f"{values.mean():.{precision}f} ± {values.std(ddof=1):.{precision}f}"
-
-
-def format_table(rows: list[dict], columns: list[str], *, precision: int = 2) -> str:
-    """A plain-text table of ``rows`` (dicts) with the given ``columns``; floats at fixed precision.
-
-    Fixed precision is what lets nbval compare a re-run with the committed output exactly.
-    """
-    def cell(v):
-        return f"{v:.{precision}f}" if isinstance(v, float) else str(v)
-
-    body = [[cell(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(columns)]
-    line = lambda cells: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(b) for b in body])
 
 
 class Table:
