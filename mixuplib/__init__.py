@@ -26,7 +26,7 @@ if _os.environ.get("MIXUPLIB_PINNED_NUMERICS") == "1":
     except RuntimeError:  # already fixed, or inter-op work already ran in this process
         pass
 
-from .claims import ClaimFailed, Claims
+from .claims import ClaimFailed, Claims, seed_margin
 from .input_mixup import CutMix, InputMixup
 from .losses import mixup_cross_entropy, soft_cross_entropy, soft_targets
 from .mixing import MixedBatch, cutmix, mixup, sample_lambda
@@ -39,5 +39,5 @@ __all__ = [
     "MixedBatch", "sample_lambda", "mixup", "cutmix",
     "soft_targets", "soft_cross_entropy", "mixup_cross_entropy",
     "seed_everything", "Method", "ERM", "TrainConfig", "History", "fit", "train_on", "predict", "evaluate",
-    "InputMixup", "CutMix", "Claims", "ClaimFailed",
+    "InputMixup", "CutMix", "Claims", "ClaimFailed", "seed_margin",
 ]

@@ -23,7 +23,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Sequence, Union
 
-__all__ = ["Claim", "Claims", "ClaimFailed"]
+__all__ = ["Claim", "Claims", "ClaimFailed", "seed_margin"]
 
 Number = Union[float, int]
 Values = Union[Number, Sequence[Number]]
@@ -125,6 +125,18 @@ class Claims:
     def to_list(self) -> list[dict]:
         """The claims as plain dicts, for a chapter's results JSON."""
         return [asdict(c) for c in self.items]
+
+
+def seed_margin(*groups: Sequence[Number], floor: float = 0.0) -> float:
+    """A claim's margin: the largest sample std (ddof = 1) of the per-seed ``groups``, at least ``floor``.
+
+    A difference beyond it counts as a finding; one within it is a tie up to the seed spread.
+    A group of one run has no spread and adds nothing.
+    """
+    import numpy as np
+
+    _check_margin(floor, "floor")
+    return max([float(floor)] + [float(np.std(g, ddof=1)) for g in groups if len(g) > 1])
 
 
 def _check_margin(margin, name: str = "margin") -> None:
