@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 import mixuplib
 from mixuplib import adamixup, data, models, ssl
+from mixuplib.batches import random_crop_flip
 from mixuplib.manifold import ManifoldMixup
 
 
@@ -111,7 +112,7 @@ def methods(model_builder, shape, num_classes, device):
         "manifold mixup (alpha 2, layers 0-2)": lambda: ManifoldMixup(2.0, (0, 1, 2)),
         "AdaMixup": lambda: adamixup.AdaMixup(policy, adamixup.IntrusionDiscriminator(width)),
         "ICT": lambda: ssl.ICT(unlabeled, model_builder(), batch_size=128),
-        "MixMatch (K = 2)": lambda: ssl.MixMatch(unlabeled, lambda v, gen: data.random_crop_flip(v, gen, padding=2),
+        "MixMatch (K = 2)": lambda: ssl.MixMatch(unlabeled, lambda v, gen: random_crop_flip(v, gen, padding=2),
                                                  num_classes, batch_size=128),
     }
 

@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 import mixuplib as mx  # noqa: E402
 from mixuplib import adamixup, book, data, models, ssl  # noqa: E402
+from mixuplib.batches import TensorBatches, random_crop_flip  # noqa: E402
 from mixuplib.manifold import ManifoldMixup  # noqa: E402
 from mixuplib.results import RESULTS_DIR_ENV  # noqa: E402
 
@@ -129,7 +130,7 @@ def check_chapters(device: torch.device, chapters: list[str] | None) -> dict:
     os.environ[RESULTS_DIR_ENV] = tempfile.mkdtemp(prefix="smoke-results-")  # noise-data numbers: not kept
     results = {}
     for name in chapters or list(profile["chapters"]):
-        parameters = {**profile["parameters"], **(profile["chapters"][name] or {}), "device": str(device)}
+        parameters = {**book._parameters(profile, name), "device": str(device)}
         start = time.perf_counter()
         try:
             run_chapter_inline(ROOT / "notebooks" / f"{name}.ipynb", parameters)
@@ -207,8 +208,9 @@ def recipe_images_per_s(device: torch.device, model: str, steps: int, compile: b
     """The paper profile's recipe through mixuplib.fit; images/s of the epochs after the first."""
     split = data.fake_cifar("cifar10", batch_size * steps, 256).to(device)
     amp = device.type == "cuda"
-    net, history = mx.train_on(split, mx.InputMixup(1.0), model, seed=0, epochs=3, batch_size=batch_size,
-                               augment=True, lr=0.1, milestones=(), amp=amp, channels_last=amp, compile=compile)
+    recipe = mx.Recipe(model=model, epochs=3, batch_size=batch_size, augment=True, lr=0.1, milestones=(), amp=amp,
+                       channels_last=amp, compile=compile)
+    net, history = mx.train_on(split, mx.InputMixup(1.0), seed=0, recipe=recipe)
     rates = history.column("examples_per_s")
     return float(np.median(rates[1:])), rates
 
@@ -254,7 +256,7 @@ def methods_for(split: data.Split, device: torch.device) -> dict:
     """Every training method of mixuplib, built for ``split`` (unlabelled data: its test images)."""
     shape, k = tuple(split.x_train.shape[1:]), split.num_classes
     width = models.build("preact_resnet18", shape, k)[:-1](torch.zeros(2, *shape)).shape[1]
-    crop = lambda v, g: data.random_crop_flip(v, g)  # noqa: E731
+    crop = lambda v, g: random_crop_flip(v, g)  # noqa: E731
     return {
         "ERM": lambda: mx.ERM(),
         "input mixup": lambda: mx.InputMixup(1.0),
@@ -292,7 +294,7 @@ def check_sync(device: torch.device) -> dict:
     for name, make in methods_for(split, device).items():
         mx.seed_everything(0, deterministic=False)
         net = models.build("preact_resnet18", tuple(split.x_train.shape[1:]), 10).to(device)
-        batches = data.TensorBatches(split.x_train, split.y_train, 64, drop_last=True, augment=data.random_crop_flip)
+        batches = TensorBatches(split.x_train, split.y_train, 64, drop_last=True, augment=random_crop_flip)
         marks: list = []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -329,8 +331,9 @@ def check_fashion_mnist(device: torch.device, model: str, source: str, budget_s:
     runs = {}
     for name, method in (("ERM", mx.ERM()), ("mixup (alpha = 1)", mx.InputMixup(1.0))):
         start = time.perf_counter()
-        _, history = mx.train_on(split, method, model, seed=0, epochs=epochs, batch_size=128, augment=True,
-                                 lr=0.1, milestones=milestones, weight_decay=5e-4, amp=amp, channels_last=amp)
+        recipe = mx.Recipe(model=model, epochs=epochs, batch_size=128, augment=True, lr=0.1, milestones=milestones,
+                           weight_decay=5e-4, amp=amp, channels_last=amp)
+        _, history = mx.train_on(split, method, seed=0, recipe=recipe)
         sync(device)
         runs[name] = {"last": history.last, "test_error": history.column("test_error"),
                       "test_nll": history.column("test_nll"), "test_ece": history.column("test_ece"),

@@ -49,9 +49,9 @@ def probe(data_root: str, source: str) -> dict:
 
     full = data.fashion_mnist(data_root, source=source)
     split = full.subset(2000, 1000, generator=torch.Generator().manual_seed(0))
-    cnn, cnn_history = mx.train_on(split, mx.InputMixup(1.0), "small_cnn", seed=0, epochs=2, batch_size=100, lr=0.05,
-                                   milestones=())
-    mlp, mlp_history = mx.train_on(split, mx.ERM(), "mlp", seed=0, epochs=3, batch_size=100, lr=0.05, milestones=())
+    recipe = mx.Recipe(model="small_cnn", epochs=2, batch_size=100, lr=0.05, milestones=())
+    cnn, cnn_history = mx.train_on(split, mx.InputMixup(1.0), seed=0, recipe=recipe)
+    mlp, mlp_history = mx.train_on(split, mx.ERM(), seed=0, recipe=recipe.replace(model="mlp", epochs=3))
     singular = np.linalg.svd(np.random.default_rng(0).standard_normal((300, 50)), compute_uv=False)
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     return {

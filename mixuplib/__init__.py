@@ -4,12 +4,16 @@ Layers, imports pointing down only:
 
 - ``mixing``, ``models``, ``metrics``, ``data``, ``attacks``, ``claims``, ``numerics``: the
   mixing core, stage-wise models, metrics, data sets, adversarial attacks, the chapters'
-  checked claims and the pinned CPU numerics; they import nothing else of ours (``results``
-  only ``numerics``).
-- ``losses``, ``train``, ``plots``: soft targets and mixed losses, the training loop and
-  the :class:`~mixuplib.train.Method` interface, the book's figures.
+  checked claims and the pinned CPU numerics; they import nothing else of ours.
+- ``batches``, ``label_noise``: mini-batches with the CIFAR augmentation, corrupted labels.
+- ``losses``, ``train``, ``plots``, ``results``: soft targets and mixed losses, the training
+  loop with the :class:`~mixuplib.train.Method` interface and the :class:`~mixuplib.train.Recipe`,
+  the book's figures, the chapters' records and tables.
+- ``chapter``: what every chapter does around its experiments (its data, record, claims and
+  paper comparison).
 - one file per method: ``vrm`` (Gaussian vicinities), ``input_mixup`` (input mixup, CutMix),
-  ``manifold`` (manifold mixup), ``adamixup`` (AdaMixup), ``ssl`` (ICT, MixMatch).
+  ``manifold`` (manifold mixup), ``adamixup`` (AdaMixup), ``ssl`` (ICT, MixMatch); beside
+  them ``distributed``, the training loop on several GPUs.
 - ``cluster``: chapters and their shards as scheduler jobs (submitit), and the merge of shards;
   ``book``, the papermill runner, on top of it, apart from the rest.
 """
@@ -26,18 +30,19 @@ if _os.environ.get("MIXUPLIB_PINNED_NUMERICS") == "1":
     except RuntimeError:  # already fixed, or inter-op work already ran in this process
         pass
 
+from .chapter import Chapter, Published
 from .claims import ClaimFailed, Claims, seed_margin
 from .input_mixup import CutMix, InputMixup
 from .losses import mixup_cross_entropy, soft_cross_entropy, soft_targets
 from .mixing import MixedBatch, cutmix, mixup, sample_lambda
 from .models import predict
-from .train import ERM, History, Method, TrainConfig, evaluate, fit, seed_everything, train_on
+from .train import ERM, History, Method, Recipe, TrainConfig, evaluate, fit, seed_everything, train_on
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MixedBatch", "sample_lambda", "mixup", "cutmix",
     "soft_targets", "soft_cross_entropy", "mixup_cross_entropy",
-    "seed_everything", "Method", "ERM", "TrainConfig", "History", "fit", "train_on", "predict", "evaluate",
-    "InputMixup", "CutMix", "Claims", "ClaimFailed", "seed_margin",
+    "seed_everything", "Method", "ERM", "TrainConfig", "Recipe", "History", "fit", "train_on", "predict", "evaluate",
+    "InputMixup", "CutMix", "Claims", "ClaimFailed", "seed_margin", "Chapter", "Published",
 ]

@@ -196,9 +196,18 @@ def _jobs_here(spec: dict, jobs: int | None) -> int:
     return _check_jobs(jobs, available_cores(), f"one single-threaded kernel per core, {available_cores()} cores")
 
 
+def _merge(base: dict, changes: dict) -> dict:
+    """``base`` updated with ``changes``; a dict value updates the dict it replaces key by key."""
+    merged = dict(base)
+    for key, value in changes.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
 def _parameters(spec: dict, chapter: str, overrides: dict | None = None) -> dict:
-    """A chapter's papermill parameters under a profile: shared, then the chapter's, then ``overrides``."""
-    return {**(spec.get("parameters") or {}), **(spec["chapters"][chapter] or {}), **(overrides or {})}
+    """A chapter's papermill parameters under a profile: shared, then the chapter's, then
+    ``overrides``, each merged into the one before (dicts such as ``training`` key by key)."""
+    return _merge(_merge(spec.get("parameters") or {}, spec["chapters"][chapter] or {}), overrides or {})
 
 
 def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: Path = ROOT / "notebooks",

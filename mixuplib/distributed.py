@@ -29,6 +29,7 @@ Run a script with ``torchrun``, one process per GPU::
     import torch.distributed as dist
     import mixuplib as m
     from mixuplib import data, models
+    from mixuplib.batches import TensorBatches, random_crop_flip
     from mixuplib.distributed import fit_distributed
 
     dist.init_process_group("nccl")          # torchrun sets RANK, WORLD_SIZE, MASTER_ADDR, ...
@@ -39,8 +40,8 @@ Run a script with ``torchrun``, one process per GPU::
     split = data.cifar("cifar10").to(device)   # download once beforehand: ranks would race
     net = models.build("preact_resnet18", (3, 32, 32), 10).to(device)
     world = dist.get_world_size()
-    batches = data.TensorBatches(split.x_train, split.y_train, 128 * world, drop_last=True,
-                                 augment=data.random_crop_flip)   # the GLOBAL batch
+    batches = TensorBatches(split.x_train, split.y_train, 128 * world, drop_last=True,
+                            augment=random_crop_flip)   # the GLOBAL batch
     config = m.TrainConfig(epochs=200, lr=0.1 * world)           # linear scaling of the lr
     history = fit_distributed(net, m.InputMixup(1.0), batches, (split.x_test, split.y_test), config)
     if dist.get_rank() == 0:
@@ -102,7 +103,7 @@ class ShardedBatches:
 
     Args:
         batches: called with a generator, yields global ``(x, y)`` batches, ``x`` ``(B, ...)``,
-            ``y`` ``(B,)`` or ``(B, K)`` (e.g. :class:`~mixuplib.data.TensorBatches`). Each
+            ``y`` ``(B,)`` or ``(B, K)`` (e.g. :class:`~mixuplib.batches.TensorBatches`). Each
             ``B`` must be a multiple of ``world_size`` (use ``drop_last=True``).
         rank: this process's rank, in ``[0, world_size)``.
         world_size: the number of ranks.
@@ -248,7 +249,7 @@ def fit_distributed(
             averaged like the model's, and it may run the model stage by stage.
         train: called with the epoch's generator, yields *global* ``(x, y)`` batches,
             ``x`` ``(B, ...)`` with ``B`` a multiple of the world size (e.g. a
-            :class:`~mixuplib.data.TensorBatches` with ``drop_last=True``).
+            :class:`~mixuplib.batches.TensorBatches` with ``drop_last=True``).
         test: ``(x_test, y_test)`` on the model's device; every rank evaluates all of it.
         config: a :class:`~mixuplib.train.TrainConfig`; ``lr`` applies to the global batch.
             With ``checkpoint`` set, each rank saves and resumes its own file

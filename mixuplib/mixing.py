@@ -198,16 +198,9 @@ def mixup(
     return MixedBatch(x=mixed, y_a=y, y_b=y.index_select(0, index), lam=lam, index=index)
 
 
-def cutmix(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    alpha: float = 1.0,
-    *,
-    lam: float | torch.Tensor | None = None,
-    index: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-    validate: bool | None = None,
-) -> MixedBatch:
+def cutmix(x: torch.Tensor, y: torch.Tensor, alpha: float = 1.0, *, lam: float | torch.Tensor | None = None,
+           index: torch.Tensor | None = None, generator: torch.Generator | None = None,
+           validate: bool | None = None) -> MixedBatch:
     """Paste a random box of each partner ``x[index]`` into each example (Yun et al., 2019).
 
     The box has area ``(1 - lam) * H * W`` before it is clipped at the image border; the

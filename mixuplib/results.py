@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["write_results", "html_table", "Table", "mean_std", "glue", "RESULTS_DIR_ENV"]
+__all__ = ["write_results", "html_table", "Table", "mean_std", "sample_std", "seed_table", "glue", "RESULTS_DIR_ENV"]
 
 RESULTS_DIR_ENV = "MIXUPLIB_RESULTS_DIR"  # set by the test suite so that nbval runs write elsewhere
 
@@ -39,18 +39,23 @@ def _environment(device: str) -> dict:
 
 
 def write_results(chapter: str, numbers: dict, *, profile: str, seeds: list[int], device: str,
-                  results_dir: str | Path, claims: list[dict] | None = None) -> Path:
+                  results_dir: str | Path, claims: list[dict] | None = None,
+                  paper_comparison: dict[str, list[float]] | None = None) -> Path:
     """Write ``numbers`` for ``chapter`` to ``results_dir/chapter.json`` and return the path.
 
     The file also records the profile, the seeds, the device, library versions, the CPU
     numerics (threads, kernel family, whether they were pinned) and the chapter's checked
-    ``claims`` (:meth:`mixuplib.claims.Claims.to_list`). The environment variable
+    ``claims`` (:meth:`mixuplib.claims.Claims.to_list`) and, under ``paper_comparison``, its
+    per-seed numbers for the rows of published tables (keyed as
+    :attr:`mixuplib.chapter.Published.ours` names them; the same schema in every chapter).
+    The environment variable
     ``MIXUPLIB_RESULTS_DIR``, when set, replaces ``results_dir``.
     """
     folder = Path(os.environ.get(RESULTS_DIR_ENV) or results_dir)
     folder.mkdir(parents=True, exist_ok=True)
     record = {"chapter": chapter, "profile": profile, "seeds": list(seeds), "n_runs": len(seeds), "device": device,
-              "environment": _environment(device), "numbers": numbers, "claims": claims or []}
+              "environment": _environment(device), "numbers": numbers, "claims": claims or [],
+              "paper_comparison": paper_comparison or {}}
     path = folder / f"{chapter}.json"
     partial = path.with_name(path.name + ".part")
     partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -72,6 +77,16 @@ def mean_std(values, precision: int = 2) -> str:
     if values.size == 1:
         return f"{values[0]:.{precision}f}"
     return f"{values.mean():.{precision}f} ± {values.std(ddof=1):.{precision}f}"
+
+
+def sample_std(values) -> float:
+    """The sample standard deviation (ddof = 1) of ``values``; 0 for a single run, which has no spread."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        raise ValueError("sample_std needs at least one value, got none")
+    return float(values.std(ddof=1)) if values.size > 1 else 0.0
 
 
 class Table:
@@ -106,6 +121,24 @@ def html_table(rows: list[dict], columns: list[str] | None = None, *, caption: s
     caption_tag = f"<caption>{html.escape(caption)}</caption>"
     text = frame.to_string(index=False, formatters=formatters)
     return Table(table.replace(">", ">" + caption_tag, 1), f"{caption}\n{text}")
+
+
+def seed_table(rows: dict[str, dict[str, list]], *, caption: str, label: str | None = None, first: str = "method",
+               precision: int = 2, precisions: dict[str, int] | None = None) -> Table:
+    """One row per key of ``rows`` (``{row name: {column: per-seed values}}``): each column as
+    mean ± sample std (:func:`mean_std`), then ``runs``, the n of the row's first column.
+
+    ``first`` heads the column of row names; ``precisions`` sets the digits of single columns.
+    """
+    precisions = precisions or {}
+    table = []
+    for name, columns in rows.items():
+        row = {first: name}
+        row.update({c: mean_std(v, precisions.get(c, precision)) for c, v in columns.items()})
+        row["runs"] = len(next(iter(columns.values())))
+        table.append(row)
+    names = list(next(iter(rows.values())))
+    return html_table(table, [first, *names, "runs"], caption=caption, label=label)
 
 
 def glue(name: str, value) -> None:

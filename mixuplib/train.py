@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -21,11 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import models
-from .data import Split, TensorBatches, random_crop_flip
+from .batches import TensorBatches, random_crop_flip
+from .data import Split
 from .metrics import classification_metrics
 from .models import predict
 
-__all__ = ["seed_everything", "Method", "ERM", "TrainConfig", "History", "fit", "train_on", "evaluate", "epoch_generator"]
+__all__ = ["seed_everything", "Method", "ERM", "Schedule", "TrainConfig", "Recipe", "History", "fit", "train_on", "evaluate", "epoch_generator"]
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:
@@ -79,21 +81,21 @@ class ERM(Method):
         return f"label_smoothing={self.label_smoothing}"
 
 
-@dataclass
-class TrainConfig:
-    """Optimiser, schedule and run settings (defaults: the mixup paper's CIFAR recipe, 200 epochs).
+@dataclass(kw_only=True)
+class Schedule:
+    """Optimiser, schedule and execution settings that a per-run config and a recipe share
+    (defaults: the mixup paper's CIFAR recipe, 200 epochs).
 
     Attributes:
         epochs: passes over the training data.
         lr, momentum, weight_decay, nesterov: SGD settings.
         milestones: epochs at which the learning rate is multiplied by ``gamma``.
-        seed: fixes the data order, the mixing draws and every other draw of the run.
-        progress: show a tqdm bar per epoch.
+        progress: show a tqdm bar per epoch; ``None`` shows them in Colab, or wherever the
+            environment variable ``MIXUPLIB_PROGRESS`` is ``1``, and nowhere else.
         amp: bfloat16 autocast on CUDA (ignored on CPU).
         channels_last: NHWC memory layout for 4-D inputs (faster convolutions on GPUs).
         compile: ``torch.compile`` each stage of the model.
         eval_batch_size: batch size for the test-set evaluation.
-        checkpoint: a file to save after every epoch and to resume from if it exists.
     """
 
     epochs: int = 200
@@ -103,13 +105,77 @@ class TrainConfig:
     nesterov: bool = False
     milestones: tuple[int, ...] = (100, 150)
     gamma: float = 0.1
-    seed: int = 0
-    progress: bool = False
+    progress: bool | None = None
     amp: bool = False
     channels_last: bool = False
     compile: bool = False
     eval_batch_size: int = 1000
+
+    def __post_init__(self):
+        self.milestones = tuple(self.milestones)
+        for name in ("epochs", "eval_batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+
+
+@dataclass(kw_only=True)
+class TrainConfig(Schedule):
+    """The settings of one call of :func:`fit`: a :class:`Schedule` plus
+
+    Attributes:
+        seed: fixes the data order, the mixing draws and every other draw of the run.
+        checkpoint: a file to save after every epoch and to resume from if it exists.
+    """
+
+    seed: int = 0
     checkpoint: str | None = None
+
+
+@dataclass(kw_only=True)
+class Recipe(Schedule):
+    """How a chapter trains, in one place: the model, the batches and a :class:`Schedule`.
+
+    A chapter builds one recipe from its parameters cell (:meth:`from_parameters`) and calls
+    :func:`train_on` once per run; a run that differs says how (``recipe.replace(epochs=3)``).
+
+    Attributes:
+        model: a :func:`~mixuplib.models.build` name, e.g. ``"small_cnn"``.
+        model_options: keyword arguments for the model, e.g. ``{"width": 8}``.
+        batch_size: examples per training batch; the last, smaller batch is dropped, since
+            mixing wants full batches.
+        augment: the CIFAR random crop (padding 4) and horizontal flip, per batch.
+    """
+
+    model: str
+    model_options: dict = field(default_factory=dict)
+    batch_size: int = 128
+    augment: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.model_options = dict(self.model_options or {})
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+
+    @classmethod
+    def from_parameters(cls, setup: dict, training: dict) -> "Recipe":
+        """The recipe of a chapter's parameters: ``model`` and ``model_options`` from its
+        ``setup`` (which also names the data), everything else from its ``training`` dict.
+        Unknown names in ``training`` raise an error that lists the accepted ones."""
+        accepted = sorted(f.name for f in fields(cls) if f.name not in ("model", "model_options"))
+        unknown = sorted(set(training) - set(accepted))
+        if unknown:
+            raise ValueError(f"training has unknown settings {unknown}; accepted: {accepted}")
+        return cls(model=setup["model"], model_options=setup.get("model_options") or {}, **training)
+
+    def replace(self, **changes) -> "Recipe":
+        """A copy with ``changes`` (field names of :class:`Recipe`)."""
+        return replace(self, **changes)
+
+    def config(self, seed: int, checkpoint: str | None = None) -> TrainConfig:
+        """The :class:`TrainConfig` of one run of this recipe."""
+        shared = {f.name: getattr(self, f.name) for f in fields(Schedule)}
+        return TrainConfig(**shared, seed=seed, checkpoint=checkpoint)
 
 
 @dataclass
@@ -136,39 +202,32 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return classification_metrics(predict(model, x, batch_size), y)
 
 
-def _save(path: Path, state: dict) -> None:
-    partial = path.with_name(path.name + ".part")
-    torch.save(state, partial)
-    partial.replace(path)
+def _show_progress(setting: bool | None) -> bool:
+    if setting is not None:
+        return setting
+    return "google.colab" in sys.modules or os.environ.get("MIXUPLIB_PROGRESS") == "1"
 
 
-def fit(
-    model: nn.Module,
-    method: Method,
-    train: Callable[[torch.Generator], Iterable[tuple[torch.Tensor, torch.Tensor]]],
-    test: tuple[torch.Tensor, torch.Tensor],
-    config: TrainConfig,
-    *,
-    callbacks: Iterable[Callable[[nn.Module, int], dict[str, float]]] = (),
-) -> History:
-    """Train ``model`` with ``method`` and return its per-epoch history.
+@dataclass
+class _Run:
+    """What :func:`fit` holds while it trains: the model, the method, their optimiser and
+    schedule, and the history so far."""
 
-    Args:
-        model: a stage-wise model on its device.
-        method: the :class:`Method` (moved to the model's device here).
-        train: called with the epoch's generator, yields ``(x, y)`` batches
-            (e.g. :class:`~mixuplib.data.TensorBatches`).
-        test: ``(x_test, y_test)`` on the model's device, evaluated after every epoch.
-        config: a :class:`TrainConfig`.
-        callbacks: ``callback(model, epoch) -> dict`` run after each epoch; their numbers
-            are added to the epoch's record (e.g. accuracy on the corrupted training labels).
+    model: nn.Module
+    method: Method
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    history: History
+    device: torch.device
 
-    With ``config.checkpoint`` set, the state (model, method, optimiser, schedule, history)
-    is saved after every epoch and a later call resumes from it, ending with the same
-    weights as an uninterrupted run.
-    """
-    from tqdm import tqdm
+    def state(self, config: TrainConfig) -> dict:
+        return {"model": self.model.state_dict(), "method": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "history": self.history.records, "config": asdict(config)}
 
+
+def _prepare(model: nn.Module, method: Method, config: TrainConfig) -> _Run:
+    """Move the method to the model's device, set the memory layout and compilation, and
+    build the SGD optimiser (over the model's and the method's parameters) and its schedule."""
     device = next(model.parameters()).device
     method.to(device)
     if config.channels_last:
@@ -179,63 +238,109 @@ def fit(
     params = list(model.parameters()) + list(method.parameters())
     optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.nesterov)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones), gamma=config.gamma)
-    history = History()
+    return _Run(model, method, optimizer, schedule, History(), device)
+
+
+def _resume(run: _Run, checkpoint: Path) -> None:
+    """Load the state a previous call saved to ``checkpoint``."""
+    state = torch.load(checkpoint, map_location=run.device, weights_only=True)
+    run.model.load_state_dict(state["model"])
+    run.method.load_state_dict(state["method"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.schedule.load_state_dict(state["schedule"])
+    run.history = History(state["history"])
+
+
+def _save(path: Path, state: dict) -> None:
+    partial = path.with_name(path.name + ".part")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def _train_epoch(run: _Run, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], generator: torch.Generator,
+                 config: TrainConfig, autocast, desc: str) -> tuple[float, int]:
+    """One pass of SGD steps over ``batches``; returns the mean training loss and the examples seen."""
+    from tqdm import tqdm
+
+    run.model.train()
+    run.method.train()
+    total_loss, seen = torch.zeros((), device=run.device), 0  # summed on the device: no host sync per step
+    for x, y in tqdm(batches, desc=desc, disable=not _show_progress(config.progress), leave=False):
+        if config.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            loss = run.method.loss(run.model, x, y, generator)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        total_loss += loss.detach() * x.shape[0]
+        seen += x.shape[0]
+    return float(total_loss) / max(seen, 1), seen
+
+
+def fit(model: nn.Module, method: Method, train: Callable[[torch.Generator], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+        test: tuple[torch.Tensor, torch.Tensor], config: TrainConfig, *,
+        callbacks: Iterable[Callable[[nn.Module, int], dict[str, float]]] = ()) -> History:
+    """Train ``model`` with ``method`` and return its per-epoch history.
+
+    Args:
+        model: a stage-wise model on its device.
+        method: the :class:`Method` (moved to the model's device here).
+        train: called with the epoch's generator, yields ``(x, y)`` batches
+            (e.g. :class:`~mixuplib.batches.TensorBatches`).
+        test: ``(x_test, y_test)`` on the model's device, evaluated after every epoch.
+        config: a :class:`TrainConfig`.
+        callbacks: ``callback(model, epoch) -> dict`` run after each epoch; their numbers
+            are added to the epoch's record (e.g. accuracy on the corrupted training labels).
+
+    With ``config.checkpoint`` set, the state (model, method, optimiser, schedule, history)
+    is saved after every epoch and a later call resumes from it, ending with the same
+    weights as an uninterrupted run.
+    """
+    run = _prepare(model, method, config)
     checkpoint = Path(config.checkpoint) if config.checkpoint else None
     if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        method.load_state_dict(state["method"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        history = History(state["history"])
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
+        _resume(run, checkpoint)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.amp and run.device.type == "cuda")
 
-    for epoch in range(len(history.records), config.epochs):
+    for epoch in range(len(run.history.records), config.epochs):
         generator = epoch_generator(config.seed, epoch)
         torch.manual_seed(_epoch_seed(config.seed, epoch))  # dropout and other in-model draws
-        model.train()
-        method.train()
-        lr = optimizer.param_groups[0]["lr"]
-        total_loss, seen, start = torch.zeros((), device=device), 0, time.perf_counter()
-        for x, y in tqdm(train(generator), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress, leave=False):
-            if config.channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                loss = method.loss(model, x, y, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.detach() * x.shape[0]
-            seen += x.shape[0]
-        schedule.step()
+        lr = run.optimizer.param_groups[0]["lr"]
+        start = time.perf_counter()
+        train_loss, seen = _train_epoch(run, train(generator), generator, config, autocast,
+                                        desc=f"epoch {epoch + 1}/{config.epochs}")
+        run.schedule.step()
         seconds = time.perf_counter() - start
-        record = {"epoch": epoch + 1, "lr": lr, "train_loss": float(total_loss) / max(seen, 1)}
+        record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss}
         with autocast:
             record.update({f"test_{k}": v for k, v in evaluate(model, *test, config.eval_batch_size).items()})
         record.update(method.epoch_end(epoch + 1))
         for callback in callbacks:
             record.update(callback(model, epoch + 1))
         record.update(seconds=seconds, examples_per_s=seen / seconds)
-        history.records.append(record)
+        run.history.records.append(record)
         if checkpoint is not None:
-            _save(checkpoint, {"model": model.state_dict(), "method": method.state_dict(), "optimizer": optimizer.state_dict(),
-                               "schedule": schedule.state_dict(), "history": history.records, "config": asdict(config)})
-    return history
+            _save(checkpoint, run.state(config))
+    return run.history
 
 
-def train_on(split: Split, method: Method, model: str, *, seed: int, epochs: int, batch_size: int = 128,
-             augment: bool = False, model_options: dict | None = None, callbacks=(), **config) -> tuple[nn.Sequential, History]:
-    """Seed, build the model ``model`` (a :func:`~mixuplib.models.build` name) for ``split``, train it.
+def train_on(split: Split, method: Method, *, seed: int, recipe: Recipe, callbacks=(),
+             checkpoint: str | None = None) -> tuple[nn.Sequential, History]:
+    """One run of ``recipe``: seed, build ``recipe.model`` for ``split``, train it with ``method``.
 
-    The chapters' one-line experiment: the model is created on ``split``'s device and in its
-    input dtype, full batches of ``batch_size`` are drawn (mixing wants full batches), with the
-    CIFAR crop-and-flip when ``augment``; ``config`` holds further :class:`TrainConfig` fields.
-    Returns ``(model, history)``.
+    The chapters' one call per experiment. The model is created on ``split``'s device and in
+    its input dtype; batches of ``recipe.batch_size`` are drawn from ``split``'s training set
+    (with the CIFAR crop-and-flip when ``recipe.augment``), and the test set is evaluated after
+    every epoch. Returns ``(model, history)``.
     """
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a mixuplib.Recipe, got {type(recipe).__name__}")
     device = split.x_train.device
     seed_everything(seed, deterministic=device.type == "cpu")
-    net = models.build(model, tuple(split.x_train.shape[1:]), split.num_classes, **(model_options or {}))
+    net = models.build(recipe.model, tuple(split.x_train.shape[1:]), split.num_classes, **recipe.model_options)
     net = net.to(device=device, dtype=split.x_train.dtype)
-    batches = TensorBatches(split.x_train, split.y_train, batch_size, drop_last=True, augment=random_crop_flip if augment else None)
-    history = fit(net, method, batches, (split.x_test, split.y_test), TrainConfig(epochs=epochs, seed=seed, **config), callbacks=callbacks)
+    batches = TensorBatches(split.x_train, split.y_train, recipe.batch_size, drop_last=True,
+                            augment=random_crop_flip if recipe.augment else None)
+    history = fit(net, method, batches, (split.x_test, split.y_test), recipe.config(seed, checkpoint), callbacks=callbacks)
     return net, history

@@ -9,6 +9,7 @@ import torch.multiprocessing as mp
 
 import mixuplib as m
 from mixuplib import data, input_mixup, models
+from mixuplib.batches import TensorBatches
 from mixuplib.distributed import ShardedBatches, fit_distributed, rank_generator
 from mixuplib.mixing import sample_lambda
 from mixuplib.train import epoch_generator
@@ -40,7 +41,7 @@ def _worker(rank, store, out, tensors):
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
     try:
         x, y, x_test, y_test = tensors
-        batches = data.TensorBatches(x, y, GLOBAL, drop_last=True)
+        batches = TensorBatches(x, y, GLOBAL, drop_last=True)
         result = {}
         # Rank 1 starts from other weights: DDP must hand it rank 0's.
         model = net(init_seed=rank)
@@ -84,7 +85,7 @@ def test_erm_on_two_ranks_matches_one_rank_of_the_same_global_batch(ranks):
     tmp, results = ranks
     x, y, x_test, y_test = moons()
     model = net()
-    reference = m.fit(model, m.ERM(), data.TensorBatches(x, y, GLOBAL, drop_last=True), (x_test, y_test), config())
+    reference = m.fit(model, m.ERM(), TensorBatches(x, y, GLOBAL, drop_last=True), (x_test, y_test), config())
     torch.testing.assert_close(results[0]["erm"], weights(model), rtol=0, atol=1e-5)
     for r in range(WORLD):  # train_loss is averaged over all ranks' examples
         got = [rec["train_loss"] for rec in results[r]["erm_history"]]
@@ -107,7 +108,7 @@ def test_ranks_weights_stay_identical(ranks):
 def test_each_rank_mixes_within_its_own_shard_with_its_own_reproducible_draws(ranks):
     _, results = ranks
     x, y, _, _ = moons()
-    batches = data.TensorBatches(x, y, GLOBAL, drop_last=True)
+    batches = TensorBatches(x, y, GLOBAL, drop_last=True)
     steps = len(batches)
     for r, result in enumerate(results):
         draws = result["draws"]
@@ -138,7 +139,7 @@ def test_resumed_distributed_run_ends_where_an_uninterrupted_one_does(ranks):
 
 def test_sharded_batches_split_every_global_batch_into_contiguous_slices():
     x, y = torch.arange(24.0).view(12, 2), torch.arange(12)
-    batches = data.TensorBatches(x, y, 6, drop_last=True)
+    batches = TensorBatches(x, y, 6, drop_last=True)
     shards = [list(ShardedBatches(batches, r, 3)(torch.Generator().manual_seed(1))) for r in range(3)]
     whole = list(batches(torch.Generator().manual_seed(1)))
     assert len(ShardedBatches(batches, 0, 3)) == len(batches) == 2
@@ -148,7 +149,7 @@ def test_sharded_batches_split_every_global_batch_into_contiguous_slices():
 
 
 def test_sharded_batches_and_rank_generator_reject_bad_arguments():
-    uneven = data.TensorBatches(torch.zeros(10, 2), torch.zeros(10, dtype=torch.long), 5)
+    uneven = TensorBatches(torch.zeros(10, 2), torch.zeros(10, dtype=torch.long), 5)
     with pytest.raises(ValueError, match="split evenly over world_size=2 ranks, got a batch of 5"):
         next(iter(ShardedBatches(uneven, 0, 2)(torch.Generator())))
     with pytest.raises(ValueError, match=r"rank must be an int in \[0, 1\] for world_size=2, got 2"):
@@ -166,4 +167,4 @@ def test_sharded_batches_and_rank_generator_reject_bad_arguments():
 def test_fit_distributed_needs_a_process_group():
     x, y, x_test, y_test = moons()
     with pytest.raises(RuntimeError, match="init_process_group"):
-        fit_distributed(net(), m.ERM(), data.TensorBatches(x, y, GLOBAL), (x_test, y_test), config())
+        fit_distributed(net(), m.ERM(), TensorBatches(x, y, GLOBAL), (x_test, y_test), config())

@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from mixuplib import data, metrics, models
+from mixuplib.batches import TensorBatches, random_crop_flip
+from mixuplib.label_noise import corrupt_labels
 
 
 @pytest.mark.parametrize("build,shape,stages", [
@@ -117,38 +119,38 @@ def test_fake_cifar_says_what_it_is():
 def test_random_crop_flip():
     g = torch.Generator().manual_seed(0)
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8) + 1
-    out = data.random_crop_flip(x, g, padding=2)
+    out = random_crop_flip(x, g, padding=2)
     assert out.shape == x.shape
     for i in range(2):  # each output is a window of the padded image, maybe flipped
         padded = torch.nn.functional.pad(x[i], (2, 2, 2, 2))
         windows = [padded[:, dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)]
         assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(-1)) for w in windows)
-    assert torch.equal(data.random_crop_flip(x, torch.Generator().manual_seed(0), padding=0, flip=False), x)
+    assert torch.equal(random_crop_flip(x, torch.Generator().manual_seed(0), padding=0, flip=False), x)
 
 
 def test_tensor_batches_cover_the_data_once_per_epoch():
     x, y = torch.arange(10).float().view(10, 1), torch.arange(10)
-    batches = data.TensorBatches(x, y, 4)
+    batches = TensorBatches(x, y, 4)
     seen = torch.cat([yb for _, yb in batches(torch.Generator().manual_seed(0))])
     assert len(batches) == 3 and sorted(seen.tolist()) == list(range(10))
     again = torch.cat([yb for _, yb in batches(torch.Generator().manual_seed(0))])
     assert torch.equal(seen, again)
-    assert len(data.TensorBatches(x, y, 4, drop_last=True)) == 2
+    assert len(TensorBatches(x, y, 4, drop_last=True)) == 2
     with pytest.raises(ValueError, match="same number of examples"):
-        data.TensorBatches(x, y[:5], 4)
+        TensorBatches(x, y[:5], 4)
 
 
 def test_corrupt_labels():
     labels = torch.arange(1000) % 10
-    out = data.corrupt_labels(labels, 0.5, 10, generator=torch.Generator().manual_seed(0))
+    out = corrupt_labels(labels, 0.5, 10, generator=torch.Generator().manual_seed(0))
     assert int(out.resampled.sum()) == 500
     assert torch.equal(out.changed, out.labels != labels) and not bool(out.changed[~out.resampled].any())
     assert 0.85 * 450 < int(out.changed.sum()) < 1.15 * 450  # a redrawn label stays right 1 time in 10
     assert torch.equal(labels, torch.arange(1000) % 10)
     with pytest.raises(ValueError, match=r"fraction must lie in \[0, 1\]"):
-        data.corrupt_labels(labels, 1.2, 10)
+        corrupt_labels(labels, 1.2, 10)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\]"):
-        data.corrupt_labels(labels, 0.1, 5)
+        corrupt_labels(labels, 0.1, 5)
 
 
 def test_semi_supervised_split_is_balanced_and_disjoint():

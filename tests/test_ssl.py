@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mixuplib import data, models
+from mixuplib.batches import random_crop_flip
 from mixuplib import ssl
 
 
@@ -66,7 +67,7 @@ def test_mixmatch_step_and_its_mixing_weight(monkeypatch):
     seen = {}
     real_mixup = ssl.mixup
     monkeypatch.setattr(ssl, "mixup", lambda *a, **k: seen.setdefault("batch", real_mixup(*a, **k)))
-    method = ssl.MixMatch(unlabeled, lambda v, g: data.random_crop_flip(v, g, padding=2), 10, k=2, batch_size=16)
+    method = ssl.MixMatch(unlabeled, lambda v, g: random_crop_flip(v, g, padding=2), 10, k=2, batch_size=16)
     loss = step(method, net, x, y)
     assert loss.requires_grad and all(p.grad is not None for p in net.parameters())
     batch = seen["batch"]

@@ -5,13 +5,14 @@ import torch
 
 import mixuplib as m
 from mixuplib import data, models
+from mixuplib.batches import TensorBatches
 
 
 def setup(seed=0, dropout=0.1):
     m.seed_everything(seed)
     split = data.two_moons(128, 256, seed=seed)
     net = models.mlp(2, 2, (32, 32), dropout=dropout)
-    batches = data.TensorBatches(split.x_train, split.y_train, 32)
+    batches = TensorBatches(split.x_train, split.y_train, 32)
     return net, batches, (split.x_test, split.y_test)
 
 
@@ -68,7 +69,7 @@ def test_resumed_run_is_bit_identical(tmp_path, make_method):
             m.seed_everything(0)
             split = data.fake_cifar("cifar10", 64, 32).subset()
             net = models.small_cnn(3, 10, width=4, image_size=32)
-            return net, data.TensorBatches(split.x_train, split.y_train, 16), (split.x_test, split.y_test)
+            return net, TensorBatches(split.x_train, split.y_train, 16), (split.x_test, split.y_test)
     else:
         build = setup
     net, batches, test = build()
