@@ -125,17 +125,24 @@ class AdaMixup(Method):
         intrusion = F.cross_entropy(real_or_mix, intrusion_labels(x_unseen.shape[0], half, half, x.device))
 
         lam = lam.detach()
+        told_apart = (real_or_mix.detach().argmax(1) == intrusion_labels(x_unseen.shape[0], half, half, x.device)).float()
+        # Summed on the device, read once per epoch: recording them costs no host sync per step.
         sums = torch.stack([alpha.detach().mean(), delta.detach().mean(), torch.minimum(lam, 1 - lam).mean(),
+                            classify.detach().float(), intrusion.detach().float(), told_apart.mean(),
                             torch.ones((), device=x.device)])
         self._region_sums = sums if self._region_sums is None else self._region_sums + sums
         return classify + intrusion
 
     def epoch_end(self, epoch):
-        """Epoch means over pairs: ``region_alpha``, ``region_delta`` and ``lambda_minor``, the
-        mean of min(lambda, 1 - lambda) (how strongly pairs were mixed; the mean region alone
-        hides pairs mixed at lambda near 0.1 and others near 0.9)."""
+        """Epoch means over steps: ``region_alpha``, ``region_delta``; ``lambda_minor``, the mean
+        of min(lambda, 1 - lambda) (how strongly pairs were mixed; the mean region alone hides
+        pairs mixed at lambda near 0.1 and others near 0.9); the two terms of the loss,
+        ``loss_classify`` and ``loss_intrusion``; and ``discriminator_accuracy``, the share of
+        unseen, original and mixed examples the discriminator labels right."""
         if self._region_sums is None:
             return {}
-        alpha, delta, minor, steps = self._region_sums.tolist()
+        alpha, delta, minor, classify, intrusion, accuracy, steps = self._region_sums.tolist()
         self._region_sums = None
-        return {"region_alpha": alpha / steps, "region_delta": delta / steps, "lambda_minor": minor / steps}
+        return {"region_alpha": alpha / steps, "region_delta": delta / steps, "lambda_minor": minor / steps,
+                "loss_classify": classify / steps, "loss_intrusion": intrusion / steps,
+                "discriminator_accuracy": accuracy / steps}

@@ -109,6 +109,15 @@ class Chapter:
                                                     generator=torch.Generator().manual_seed(0))
         return subset.to(self.device)
 
+    def validation(self, setup: dict, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``size`` class-balanced examples ``(x, y)`` of ``setup["data"]``'s training images that
+        :meth:`load` left out of the setup's training set (drawn with seed 1), on the device: a
+        validation set for choosing an epoch without looking at the test set."""
+        full = self.dataset(setup["data"])
+        used, _ = full.subset_indices(setup.get("train_size"), setup.get("test_size"), generator=torch.Generator().manual_seed(0))
+        x, y = full.held_out(used, size, generator=torch.Generator().manual_seed(1))
+        return x.to(self.device), y.to(self.device)
+
     def paper_table(self, published: list[Published], ours: dict[str, list[float]] | None = None, *, caption: str,
                     label: str | None = None, precision: int = 2) -> Table:
         """Published numbers beside this chapter's paper-profile numbers, one row each.

@@ -62,12 +62,14 @@ class Split:
         return Split(inputs(self.x_train), labels(self.y_train), inputs(self.x_test), labels(self.y_test), self.classes, self.name)
 
     def semi_supervised(self, labels_per_class: int, n_unlabeled: int | None = None, *,
-                        generator: torch.Generator | None = None) -> tuple["Split", torch.Tensor]:
+                        generator: torch.Generator | None = None, hidden_labels: bool = False) -> tuple:
         """Keep the labels of ``labels_per_class`` training examples per class; hide the rest.
 
         Returns ``(labelled, unlabeled)``: a :class:`Split` whose training set is the labelled
         examples (the test set unchanged), and the inputs ``(M, ...)`` of ``n_unlabeled`` other
-        training examples (None: all of them), disjoint from the labelled ones.
+        training examples (None: all of them), disjoint from the labelled ones. With
+        ``hidden_labels`` it returns ``(labelled, unlabeled, their labels (M,))``, for measuring
+        how good a method's guesses are; training must not see them.
         """
         if labels_per_class < 1:
             raise ValueError(f"labels_per_class must be >= 1, got {labels_per_class}")
@@ -80,28 +82,46 @@ class Split:
         hidden = order[~torch.isin(order, labelled)][:n_unlabeled]
         labelled = labelled.to(self.y_train.device)
         split = Split(self.x_train[labelled], self.y_train[labelled], self.x_test, self.y_test, self.classes, self.name)
-        return split, self.x_train[hidden.to(self.x_train.device)]
+        hidden = hidden.to(self.x_train.device)
+        if hidden_labels:
+            return split, self.x_train[hidden], self.y_train[hidden]
+        return split, self.x_train[hidden]
 
     def subset(self, n_train: int | None = None, n_test: int | None = None, *, generator: torch.Generator | None = None) -> "Split":
         """A class-balanced random subset (``n_train`` / ``n_test`` examples; None keeps all)."""
-        return Split(
-            *_balanced(self.x_train, self.y_train, n_train, self.num_classes, generator),
-            *_balanced(self.x_test, self.y_test, n_test, self.num_classes, generator),
-            self.classes, self.name,
-        )
+        train, test = self.subset_indices(n_train, n_test, generator=generator)
+        return Split(self.x_train[train], self.y_train[train], self.x_test[test], self.y_test[test], self.classes, self.name)
+
+    def subset_indices(self, n_train: int | None = None, n_test: int | None = None, *,
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The indices ``(train (n_train,), test (n_test,))`` that :meth:`subset` keeps with the same generator."""
+        return (_balanced(self.y_train, n_train, self.num_classes, generator),
+                _balanced(self.y_test, n_test, self.num_classes, generator))
+
+    def held_out(self, used: torch.Tensor, n: int, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` class-balanced training examples ``(x (n, ...), y (n,))`` outside the indices ``used``
+        (e.g. :meth:`subset_indices`): a validation set disjoint from a subset's training set."""
+        rest = torch.ones(len(self.y_train), dtype=torch.bool)
+        rest[used.cpu()] = False
+        rest = rest.nonzero().flatten()
+        if n > len(rest):
+            raise ValueError(f"n must be at most the {len(rest)} examples outside used, got {n}")
+        keep = rest[_balanced(self.y_train.cpu()[rest], n, self.num_classes, generator)].to(self.y_train.device)
+        return self.x_train[keep], self.y_train[keep]
 
 
-def _balanced(x, y, n, num_classes, generator):
+def _balanced(y, n, num_classes, generator):
+    """Indices of a class-balanced random draw of ``n`` of the labels ``y`` (all of them, in order, when
+    ``n`` is None or at least ``len(y)``)."""
     if n is None or n >= len(y):
-        return x, y
+        return torch.arange(len(y), device=y.device)
     if n < num_classes:
         raise ValueError(f"subset size must be >= num_classes={num_classes}, got {n}")
     per_class = [n // num_classes + (c < n % num_classes) for c in range(num_classes)]
     order = torch.randperm(len(y), generator=generator)
     y_cpu = y.cpu()[order]
     keep = torch.cat([order[y_cpu == c][:k] for c, k in enumerate(per_class)])
-    keep = keep[torch.randperm(len(keep), generator=generator)].to(y.device)
-    return x[keep], y[keep]
+    return keep[torch.randperm(len(keep), generator=generator)].to(y.device)
 
 
 def prepare_fashion_mnist(root: str | Path, source: str | Path = DEBIAN_FASHION_MNIST) -> Path:

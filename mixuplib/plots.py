@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from .metrics import ReliabilityBins
 from .models import predict
 
-__all__ = ["use_book_style", "beta_densities", "lambda_histograms", "probability_field", "vicinity_samples",
+__all__ = ["use_book_style", "flow_diagram", "beta_densities", "lambda_histograms", "probability_field", "vicinity_samples",
            "curves", "seed_points", "reliability_diagram", "image_grid"]
 
 
@@ -152,3 +152,34 @@ def image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, *, col
         if titles is not None:
             ax.set_title(titles[i], fontsize=7)
     return fig
+
+
+def flow_diagram(boxes: Mapping[str, tuple[float, float, str]], arrows: Sequence[tuple[str, str, str]],
+                 ax: Axes | None = None, *, colors: Mapping[str, str] | None = None) -> Axes:
+    """A method drawn as boxes and arrows: what feeds what.
+
+    Args:
+        boxes: ``{key: (x, y, text)}``, box centres in axes coordinates ([0, 1] each way).
+        arrows: ``(from_key, to_key, label)``; an empty label draws a bare arrow.
+        ax: where to draw; a new one if None.
+        colors: ``{key: face colour}`` for boxes that should stand out (default: light grey).
+    """
+    unknown = sorted({k for a, b, _ in arrows for k in (a, b)} - set(boxes))
+    if unknown:
+        raise ValueError(f"arrows name boxes that do not exist: {unknown}; boxes: {sorted(boxes)}")
+    ax = _axes(ax, (8, 3.5))
+    colors = colors or {}
+    drawn = {key: ax.text(x, y, text, ha="center", va="center", fontsize=8, transform=ax.transAxes, zorder=3,
+                          bbox={"boxstyle": "round,pad=0.4", "facecolor": colors.get(key, "#eeeeee"), "edgecolor": "#555555"})
+             for key, (x, y, text) in boxes.items()}
+    for start, end, label in arrows:
+        (x0, y0, _), (x1, y1, _) = boxes[start], boxes[end]
+        # Clipped at the two boxes' outlines, so that every arrow head shows.
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), xycoords="axes fraction", textcoords="axes fraction", zorder=2,
+                    arrowprops={"arrowstyle": "-|>", "color": "#333333", "shrinkA": 3, "shrinkB": 3, "linewidth": 1,
+                                "patchA": drawn[start].get_bbox_patch(), "patchB": drawn[end].get_bbox_patch()})
+        if label:
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.035, label, ha="center", va="bottom", fontsize=7, color="#333333",
+                    transform=ax.transAxes, zorder=4)
+    ax.set_axis_off()
+    return ax

@@ -44,14 +44,20 @@ def rampup(step: int, length: int) -> float:
 
 
 class _Unlabelled(Method):
-    def __init__(self, unlabeled: torch.Tensor, batch_size: int, weight: float, rampup_steps: int):
+    def __init__(self, unlabeled: torch.Tensor, batch_size: int, weight: float, rampup_steps: int,
+                 hidden_labels: torch.Tensor | None = None):
         super().__init__()
         if unlabeled.dim() < 2 or unlabeled.shape[0] < batch_size:
             raise ValueError(f"unlabeled must hold at least batch_size={batch_size} examples (N, ...), got shape {tuple(unlabeled.shape)}")
+        if hidden_labels is not None and hidden_labels.shape != unlabeled.shape[:1]:
+            raise ValueError(f"hidden_labels must have shape ({unlabeled.shape[0]},), one per unlabelled example, "
+                             f"got {tuple(hidden_labels.shape)}")
         self.unlabeled, self.batch_size, self.weight, self.rampup_steps = unlabeled, batch_size, weight, rampup_steps
+        self.hidden_labels = hidden_labels
         # A host-side count: a counter on the GPU would cost a device-to-host sync every step
         # (the ramp needs it as a number). It is saved with the method as extra state.
         self.step = 0
+        self._target_hits = None  # (right, seen), summed on the device over the epoch
 
     def get_extra_state(self) -> dict:
         return {"step": self.step}
@@ -59,9 +65,29 @@ class _Unlabelled(Method):
     def set_extra_state(self, state: dict) -> None:
         self.step = int(state["step"])
 
-    def _draw(self, generator) -> torch.Tensor:
+    def _draw(self, generator) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.randint(self.unlabeled.shape[0], (self.batch_size,), generator=generator)
-        return self.unlabeled[index.to(self.unlabeled.device, non_blocking=True)]
+        index = index.to(self.unlabeled.device, non_blocking=True)
+        return self.unlabeled[index], index
+
+    def _score_targets(self, targets: torch.Tensor, index: torch.Tensor) -> None:
+        """With ``hidden_labels``, count how often the targets' top class is the true one (for
+        monitoring only: the loss never sees the labels)."""
+        if self.hidden_labels is None:
+            return
+        right = (targets.argmax(1) == self.hidden_labels[index]).sum().float()
+        hits = torch.stack([right, torch.full_like(right, len(index))])  # a fill on the device, no copy from the host
+        self._target_hits = hits if self._target_hits is None else self._target_hits + hits
+
+    def epoch_end(self, epoch):
+        """``target_accuracy``: the share (%) of the epoch's unlabelled draws whose target (the
+        teacher's prediction for ICT, the guessed label for MixMatch) has the true class on top;
+        only when ``hidden_labels`` were given."""
+        if self._target_hits is None:
+            return {}
+        right, seen = self._target_hits.tolist()
+        self._target_hits = None
+        return {"target_accuracy": 100.0 * right / seen}
 
     def _weight(self) -> float:
         w = self.weight * rampup(self.step, self.rampup_steps)
@@ -84,11 +110,14 @@ class ICT(_Unlabelled):
         ema: decay of the teacher's moving average.
         batch_size: unlabelled examples per step.
         rampup_steps: steps over which the consistency weight ramps up.
+        hidden_labels: the true classes ``(N,)`` of ``unlabeled``, to report how often the
+            teacher is right (``target_accuracy`` per epoch); never used in the loss.
     """
 
     def __init__(self, unlabeled: torch.Tensor, teacher: nn.Module, *, alpha: float = 1.0, weight: float = 10.0,
-                 ema: float = 0.999, batch_size: int = 128, rampup_steps: int = 1000):
-        super().__init__(unlabeled, batch_size, weight, rampup_steps)
+                 ema: float = 0.999, batch_size: int = 128, rampup_steps: int = 1000,
+                 hidden_labels: torch.Tensor | None = None):
+        super().__init__(unlabeled, batch_size, weight, rampup_steps, hidden_labels)
         self.alpha, self.ema = check_alpha(alpha), ema
         self.teacher = teacher.requires_grad_(False)
 
@@ -105,10 +134,11 @@ class ICT(_Unlabelled):
 
     def loss(self, model, x, y, generator):
         self._update_teacher(model)  # the student's last optimiser step is folded in here
-        u = self._draw(generator)
+        u, index = self._draw(generator)
         with torch.no_grad():
             self.teacher.train(model.training)
             targets = F.softmax(self.teacher(u), dim=1)
+            self._score_targets(targets, index)
         mixed = mixup(u, targets, self.alpha, generator=generator)
         mixed_targets = torch.lerp(mixed.y_b, mixed.y_a, mixed.lam)
         consistency = F.mse_loss(F.softmax(model(mixed.x), dim=1), mixed_targets, reduction="sum") / u.shape[0]
@@ -134,12 +164,14 @@ class MixMatch(_Unlabelled):
         weight: the unlabelled loss weight at the end of the ramp (75 for CIFAR-10).
         batch_size: unlabelled examples per step.
         rampup_steps: steps over which the unlabelled weight ramps up.
+        hidden_labels: the true classes ``(N,)`` of ``unlabeled``, to report how often the guessed
+            label is right (``target_accuracy`` per epoch); never used in the loss.
     """
 
     def __init__(self, unlabeled: torch.Tensor, augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
                  num_classes: int, *, k: int = 2, temperature: float = 0.5, alpha: float = 0.75, weight: float = 75.0,
-                 batch_size: int = 128, rampup_steps: int = 1000):
-        super().__init__(unlabeled, batch_size, weight, rampup_steps)
+                 batch_size: int = 128, rampup_steps: int = 1000, hidden_labels: torch.Tensor | None = None):
+        super().__init__(unlabeled, batch_size, weight, rampup_steps, hidden_labels)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         sharpen(torch.ones(1, 2) / 2, temperature)  # validates temperature now
@@ -147,11 +179,12 @@ class MixMatch(_Unlabelled):
         self.temperature, self.alpha = temperature, check_alpha(alpha)
 
     def loss(self, model, x, y, generator):
-        u = self._draw(generator)
+        u, index = self._draw(generator)
         u_views = [self.augment(u, generator) for _ in range(self.k)]
         with torch.no_grad():
             guess = torch.stack([F.softmax(model(v), dim=1) for v in u_views]).mean(0)
             guess = sharpen(guess, self.temperature)
+            self._score_targets(guess, index)
         x_aug = self.augment(x, generator)
         inputs = torch.cat([x_aug, *u_views])
         targets = torch.cat([F.one_hot(y, self.num_classes).to(guess.dtype), guess.repeat(self.k, 1)])

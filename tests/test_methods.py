@@ -120,7 +120,9 @@ def test_adamixup_trains_all_three_parts_and_reports_its_region():
     for part in (net, method.policy, method.discriminator):
         assert all(p.grad is not None for p in part.parameters())
     region = method.epoch_end(1)
-    assert set(region) == {"region_alpha", "region_delta", "lambda_minor"} and 0 <= region["region_alpha"] <= 1
+    assert set(region) == {"region_alpha", "region_delta", "lambda_minor", "loss_classify", "loss_intrusion",
+                           "discriminator_accuracy"} and 0 <= region["region_alpha"] <= 1
+    assert region["loss_classify"] > 0 and region["loss_intrusion"] > 0 and 0 <= region["discriminator_accuracy"] <= 1
     assert 0 <= region["lambda_minor"] <= 0.5
     assert method.epoch_end(2) == {}
     with pytest.raises(ValueError, match="at least 4 examples"):

@@ -163,3 +163,21 @@ def test_semi_supervised_split_is_balanced_and_disjoint():
     assert torch.equal(labelled.x_test, split.x_test)
     with pytest.raises(ValueError, match="labels_per_class=30 exceeds"):
         split.semi_supervised(30)
+
+
+def test_subset_indices_are_what_subset_keeps():
+    split = data.digits()
+    sub = split.subset(100, 50, generator=torch.Generator().manual_seed(3))
+    train, test = split.subset_indices(100, 50, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(sub.x_train, split.x_train[train]) and torch.equal(sub.y_test, split.y_test[test])
+    everything, _ = split.subset_indices(None, None)
+    assert torch.equal(everything, torch.arange(len(split.y_train)))
+
+
+def test_semi_supervised_can_return_the_hidden_labels_for_measuring():
+    split = data.digits()
+    labelled, unlabeled = split.semi_supervised(5, 100, generator=torch.Generator().manual_seed(0))
+    again, unlabeled2, hidden = split.semi_supervised(5, 100, generator=torch.Generator().manual_seed(0), hidden_labels=True)
+    assert torch.equal(unlabeled, unlabeled2) and torch.equal(labelled.y_train, again.y_train)
+    rows = {tuple(r): int(c) for r, c in zip(split.x_train.tolist(), split.y_train.tolist())}
+    assert [rows[tuple(r)] for r in unlabeled.tolist()] == hidden.tolist()

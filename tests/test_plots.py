@@ -17,3 +17,14 @@ def test_seed_points_draws_a_mean_bar_and_every_seed():
     assert dots == [[13.0, 14.0, 15.0], [12.0, 12.5]]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["ERM", "mixup"] and ax.get_ylabel() == "test error (%)"
     assert ax.figure.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+
+
+def test_flow_diagram_draws_every_box_and_arrow_and_rejects_unknown_boxes():
+    import pytest
+
+    boxes = {"a": (0.1, 0.5, "input"), "b": (0.9, 0.5, "output")}
+    ax = plots.flow_diagram(boxes, [("a", "b", "feeds")])
+    texts = [t.get_text() for t in ax.texts]
+    assert {"input", "output", "feeds"} <= set(texts) and len(ax.patches) + len(ax.texts) >= 3
+    with pytest.raises(ValueError, match=r"arrows name boxes that do not exist: \['c'\]"):
+        plots.flow_diagram(boxes, [("a", "c", "")])

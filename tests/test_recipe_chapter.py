@@ -106,3 +106,17 @@ def test_runner_merges_profile_and_chapter_dicts_key_by_key():
             "chapters": {"07_x": {"training": {"lr": 0.03}, "seeds": [0]}}}
     merged = book._parameters(spec, "07_x", {"training": {"epochs": 2}})
     assert merged == {"device": "cuda", "training": {"epochs": 2, "lr": 0.03}, "seeds": [0]}
+
+
+def test_validation_images_are_balanced_and_disjoint_from_the_training_subset(tmp_path):
+    book_ = chapter(tmp_path)
+    setup = {"data": "digits", "train_size": 300, "test_size": 100}
+    split = book_.load(setup)
+    x_val, y_val = book_.validation(setup, 200)
+    assert torch.bincount(y_val).tolist() == [20] * 10
+    train_rows = {tuple(r) for r in split.x_train.flatten(1).tolist()}
+    assert not train_rows & {tuple(r) for r in x_val.flatten(1).tolist()}
+    again = book_.validation(setup, 200)
+    assert torch.equal(x_val, again[0])
+    with pytest.raises(ValueError, match="n must be at most the"):
+        book_.validation(setup, 10_000)

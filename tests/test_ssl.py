@@ -85,3 +85,35 @@ def test_bad_arguments():
         ssl.MixMatch(unlabeled, lambda v, g: v, 10, alpha=0)
     with pytest.raises(ValueError, match="temperature"):
         ssl.MixMatch(unlabeled, lambda v, g: v, 10, temperature=2.0)
+
+
+@pytest.mark.parametrize("make", ["ict", "mixmatch"])
+def test_target_accuracy_is_measured_against_hidden_labels_and_changes_nothing(make):
+    from mixuplib import train
+
+    g = torch.Generator().manual_seed(0)
+    unlabeled, hidden = torch.randn(40, 1, 8, 8, generator=g), torch.randint(0, 3, (40,), generator=g)
+    x, y = torch.randn(8, 1, 8, 8, generator=g), torch.randint(0, 3, (8,), generator=g)
+
+    def method(labels):
+        torch.manual_seed(1)
+        if make == "ict":
+            return ssl.ICT(unlabeled, models.small_cnn(1, 3, width=2, image_size=8), batch_size=8, rampup_steps=2,
+                           hidden_labels=labels)
+        return ssl.MixMatch(unlabeled, lambda v, gen: random_crop_flip(v, gen, padding=1), 3, k=2, batch_size=8,
+                            rampup_steps=2, hidden_labels=labels)
+
+    losses = {}
+    for labels in (None, hidden):
+        torch.manual_seed(2)
+        net, m = models.small_cnn(1, 3, width=2, image_size=8), method(labels)
+        losses[labels is None] = [float(m.loss(net, x, y, train.epoch_generator(0, step))) for step in range(3)]
+        report = m.epoch_end(1)
+        if labels is None:
+            assert report == {}
+        else:
+            assert set(report) == {"target_accuracy"} and 0 <= report["target_accuracy"] <= 100
+            assert m.epoch_end(2) == {}
+    assert losses[True] == losses[False]
+    with pytest.raises(ValueError, match=r"hidden_labels must have shape \(40,\)"):
+        ssl.ICT(unlabeled, models.small_cnn(1, 3, width=2, image_size=8), batch_size=8, hidden_labels=hidden[:5])
