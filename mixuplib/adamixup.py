@@ -122,10 +122,11 @@ class AdaMixup(Method):
         logits = model[-1](features[: 2 * half])
         classify = 0.5 * (F.cross_entropy(logits[:half], y_mix) + mixup_cross_entropy(logits[half:], batch))
         real_or_mix = self.discriminator(torch.cat([features[2 * half:], features[:half], features[half:2 * half]]))
-        intrusion = F.cross_entropy(real_or_mix, intrusion_labels(x_unseen.shape[0], half, half, x.device))
+        real = intrusion_labels(x_unseen.shape[0], half, half, x.device)
+        intrusion = F.cross_entropy(real_or_mix, real)
 
         lam = lam.detach()
-        told_apart = (real_or_mix.detach().argmax(1) == intrusion_labels(x_unseen.shape[0], half, half, x.device)).float()
+        told_apart = (real_or_mix.detach().argmax(1) == real).float()
         # Summed on the device, read once per epoch: recording them costs no host sync per step.
         sums = torch.stack([alpha.detach().mean(), delta.detach().mean(), torch.minimum(lam, 1 - lam).mean(),
                             classify.detach().float(), intrusion.detach().float(), told_apart.mean(),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,15 +28,11 @@ import torch
 from . import data
 from .claims import Claims
 from .results import Table, html_table, mean_std, write_results
+from .train import in_colab
 
-__all__ = ["Chapter", "Published", "in_colab", "paper_record_path"]
+__all__ = ["Chapter", "Published", "paper_record_path"]
 
 _NAME = re.compile(r"\d\d_[a-z0-9_]+")
-
-
-def in_colab() -> bool:
-    """Whether this runs in Google Colab (where data sets may be downloaded)."""
-    return "google.colab" in sys.modules
 
 
 def paper_record_path(results_dir: str | Path, chapter: str) -> Path:

@@ -27,7 +27,7 @@ from .data import Split
 from .metrics import classification_metrics
 from .models import predict
 
-__all__ = ["seed_everything", "Method", "ERM", "Schedule", "TrainConfig", "Recipe", "History", "fit", "train_on", "evaluate", "epoch_generator"]
+__all__ = ["seed_everything", "in_colab", "Method", "ERM", "Schedule", "TrainConfig", "Recipe", "History", "fit", "train_on", "evaluate", "epoch_generator"]
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:
@@ -202,10 +202,15 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return classification_metrics(predict(model, x, batch_size), y)
 
 
+def in_colab() -> bool:
+    """Whether this runs in Google Colab (where progress bars show and data sets may be downloaded)."""
+    return "google.colab" in sys.modules
+
+
 def _show_progress(setting: bool | None) -> bool:
     if setting is not None:
         return setting
-    return "google.colab" in sys.modules or os.environ.get("MIXUPLIB_PROGRESS") == "1"
+    return in_colab() or os.environ.get("MIXUPLIB_PROGRESS") == "1"
 
 
 @dataclass
