@@ -35,8 +35,10 @@ book: system $(VENV)/.installed
 $(MATHJAX):
 	npm install --prefix .cache/mathjax --no-save --no-audit --no-fund --loglevel=error mathjax@3
 
+# The chapters first: they are the longest files, and the short unit-test files then fill the
+# tail, so both workers finish at about the same time.
 test: system $(VENV)/.installed $(MATHJAX)
-	$(PY) -m pytest -n $(JOBS) --dist loadfile tests notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+	$(PY) -m pytest -n $(JOBS) --dist loadfile notebooks tests --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_mixup.py

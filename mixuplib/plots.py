@@ -19,7 +19,7 @@ from .metrics import ReliabilityBins
 from .models import predict
 
 __all__ = ["use_book_style", "flow_diagram", "beta_densities", "lambda_histograms", "probability_field", "vicinity_samples",
-           "curves", "seed_points", "reliability_diagram", "image_grid"]
+           "curves", "seed_points", "sweep", "reliability_diagram", "image_grid"]
 
 
 def use_book_style() -> None:
@@ -121,6 +121,26 @@ def seed_points(values: Mapping[str, Sequence[float]], ax: Axes | None = None, *
     ax.set_xticks(range(len(values)), list(values), rotation=20, ha="right", fontsize=8)
     ax.set(ylabel=ylabel)
     ax.grid(axis="x", visible=False)
+    return ax
+
+
+def sweep(values: Mapping[str, Mapping[float, Sequence[float]]], ax: Axes | None = None, *, xlabel: str,
+          ylabel: str | None = None, log_x: bool = False) -> Axes:
+    """A metric against a setting (the number of labels, a budget): ``values[method][x]`` holds
+    one value per seed. Each method is a line through its means, each seed a dot beside it."""
+    ax = _axes(ax)
+    for label, by_x in values.items():
+        xs = sorted(by_x)
+        line, = ax.plot(xs, [np.mean(by_x[x]) for x in xs], "o-", markersize=3, label=label)
+        for x in xs:
+            ax.plot(np.full(len(by_x[x]), x), by_x[x], ".", color=line.get_color(), alpha=0.5)
+    if log_x:
+        ax.set_xscale("log")
+        ticks = sorted({x for by_x in values.values() for x in by_x})
+        ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
+        ax.minorticks_off()
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=8)
     return ax
 
 

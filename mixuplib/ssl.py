@@ -19,7 +19,7 @@ from .losses import mixup_cross_entropy
 from .mixing import MixedBatch, check_alpha, mixup, sample_lambda
 from .train import Method
 
-__all__ = ["sharpen", "rampup", "ICT", "MixMatch"]
+__all__ = ["sharpen", "rampup", "interleave", "ICT", "MixMatch"]
 
 
 def sharpen(p: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -41,6 +41,24 @@ def rampup(step: int, length: int) -> float:
         return 1.0
     t = min(max(step / length, 0.0), 1.0)
     return math.exp(-5.0 * (1.0 - t) ** 2)
+
+
+def interleave(pieces: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Trade rows between ``m`` equal pieces ``(n, ...)`` so that each holds a share of every one.
+
+    Each piece is cut into ``m`` groups of consecutive rows (sizes differ by at most one); group
+    ``i`` of piece ``i`` trades places with group ``i`` of piece 0. Piece 0 then holds group ``i``
+    of every piece ``i``, and piece ``i`` holds one group of piece 0 among its own rows. Applying
+    it twice gives back the pieces, so the same call undoes it on the network's outputs.
+    MixMatch uses it to give each forward pass a batch-norm batch of labelled and unlabelled mixes.
+    """
+    if not pieces or any(p.shape[0] != pieces[0].shape[0] for p in pieces):
+        raise ValueError(f"pieces must be a non-empty list of equal-length tensors, got lengths "
+                         f"{[p.shape[0] for p in pieces]}")
+    groups = [list(p.tensor_split(len(pieces))) for p in pieces]
+    for i in range(1, len(pieces)):
+        groups[0][i], groups[i][i] = groups[i][i], groups[0][i]
+    return [torch.cat(g) for g in groups]
 
 
 class _Unlabelled(Method):
@@ -166,17 +184,24 @@ class MixMatch(_Unlabelled):
         rampup_steps: steps over which the unlabelled weight ramps up.
         hidden_labels: the true classes ``(N,)`` of ``unlabeled``, to report how often the guessed
             label is right (``target_accuracy`` per epoch); never used in the loss.
+        interleaved: run the mixes through the network in ``k + 1`` passes of one batch each,
+            after :func:`interleave`, as the paper's code does, so that every pass's batch-norm
+            statistics mix labelled and unlabelled examples (and every pass updates the running
+            statistics). Without it, one pass over all mixes; batch norm then sees their union.
+            Needs ``batch_size`` equal to the labelled batch's size.
     """
 
     def __init__(self, unlabeled: torch.Tensor, augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
                  num_classes: int, *, k: int = 2, temperature: float = 0.5, alpha: float = 0.75, weight: float = 75.0,
-                 batch_size: int = 128, rampup_steps: int = 1000, hidden_labels: torch.Tensor | None = None):
+                 batch_size: int = 128, rampup_steps: int = 1000, hidden_labels: torch.Tensor | None = None,
+                 interleaved: bool = False):
         super().__init__(unlabeled, batch_size, weight, rampup_steps, hidden_labels)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         sharpen(torch.ones(1, 2) / 2, temperature)  # validates temperature now
         self.augment, self.num_classes, self.k = augment, num_classes, k
         self.temperature, self.alpha = temperature, check_alpha(alpha)
+        self.interleaved = interleaved
 
     def loss(self, model, x, y, generator):
         u, index = self._draw(generator)
@@ -190,8 +215,14 @@ class MixMatch(_Unlabelled):
         targets = torch.cat([F.one_hot(y, self.num_classes).to(guess.dtype), guess.repeat(self.k, 1)])
         lam = sample_lambda(self.alpha, generator=generator)
         mixed = mixup(inputs, targets, lam=max(float(lam), 1.0 - float(lam)), generator=generator)
-        logits = model(mixed.x)
         n = x.shape[0]
+        if self.interleaved:
+            if n != self.batch_size:
+                raise ValueError(f"interleaved MixMatch needs labelled batches of batch_size={self.batch_size} "
+                                 f"examples, got {n}")
+            logits = torch.cat(interleave([model(piece) for piece in interleave(list(mixed.x.split(n)))]))
+        else:
+            logits = model(mixed.x)
         labelled = mixup_cross_entropy(logits[:n], _rows(mixed, slice(0, n)))
         soft = torch.lerp(mixed.y_b[n:], mixed.y_a[n:], mixed.lam)
         unlabelled = F.mse_loss(F.softmax(logits[n:], dim=1), soft)

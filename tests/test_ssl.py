@@ -75,6 +75,42 @@ def test_mixmatch_step_and_its_mixing_weight(monkeypatch):
     torch.testing.assert_close(batch.y_a[8:].sum(1), torch.ones(32))  # guessed labels are distributions
 
 
+def test_interleave_gives_each_piece_a_share_of_every_piece_and_undoes_itself():
+    pieces = [torch.full((7, 2), float(i)) for i in range(3)]
+    mixed = ssl.interleave(pieces)
+    assert [tuple(m.shape) for m in mixed] == [(7, 2)] * 3
+    assert set(mixed[0][:, 0].tolist()) == {0.0, 1.0, 2.0}  # piece 0 holds rows of every piece
+    for i in (1, 2):
+        assert set(mixed[i][:, 0].tolist()) == {0.0, float(i)}
+    assert sorted(torch.cat(mixed)[:, 0].tolist()) == sorted(torch.cat(pieces)[:, 0].tolist())  # rows traded, none lost
+    for back, piece in zip(ssl.interleave(mixed), pieces):
+        assert torch.equal(back, piece)
+    with pytest.raises(ValueError, match="equal-length"):
+        ssl.interleave([torch.zeros(4, 1), torch.zeros(3, 1)])
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_interleaved_mixmatch_changes_only_what_batch_norm_sees(batch_norm):
+    """Without batch norm the passes are independent per example, so interleaving leaves the loss
+    as it is (up to float rounding); with it, each pass normalises over its own batch."""
+    g = torch.Generator().manual_seed(0)
+    unlabeled, x, y = torch.randn(40, 1, 8, 8, generator=g), torch.randn(8, 1, 8, 8, generator=g), torch.randint(0, 3, (8,), generator=g)
+    torch.manual_seed(1)
+    net = models.small_cnn(1, 3, width=2, image_size=8) if batch_norm else models.mlp(64, 3, hidden=(16,))
+    losses = []
+    for interleaved in (False, True):
+        method = ssl.MixMatch(unlabeled, lambda v, gen: random_crop_flip(v, gen, padding=1), 3, k=2, batch_size=8,
+                              rampup_steps=0, interleaved=interleaved)
+        losses.append(method.loss(copy.deepcopy(net), x, y, torch.Generator().manual_seed(2)).item())
+    if batch_norm:
+        assert abs(losses[0] - losses[1]) > 1e-4
+    else:
+        assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    method = ssl.MixMatch(unlabeled, lambda v, gen: v, 3, batch_size=8, interleaved=True)
+    with pytest.raises(ValueError, match="interleaved MixMatch needs labelled batches of batch_size=8"):
+        method.loss(net, x[:4], y[:4], torch.Generator().manual_seed(2))
+
+
 def test_bad_arguments():
     net, unlabeled, _, _ = small()
     with pytest.raises(ValueError, match="unlabeled must hold at least batch_size=512"):
@@ -107,7 +143,7 @@ def test_target_accuracy_is_measured_against_hidden_labels_and_changes_nothing(m
     for labels in (None, hidden):
         torch.manual_seed(2)
         net, m = models.small_cnn(1, 3, width=2, image_size=8), method(labels)
-        losses[labels is None] = [float(m.loss(net, x, y, train.epoch_generator(0, step))) for step in range(3)]
+        losses[labels is None] = [m.loss(net, x, y, train.epoch_generator(0, step)).item() for step in range(3)]
         report = m.epoch_end(1)
         if labels is None:
             assert report == {}
