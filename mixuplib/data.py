@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,7 +131,9 @@ def prepare_fashion_mnist(root: str | Path, source: str | Path = DEBIAN_FASHION_
 
     Debian's ``dataset-fashion-mnist`` installs the original files under ``source``;
     torchvision's ``FashionMNIST(root, download=False)`` reads them uncompressed from
-    ``root/FashionMNIST/raw``. Files already there are left alone.
+    ``root/FashionMNIST/raw``. Files already there are left alone. Chapters that run at the
+    same time may both prepare it: each process writes a file of its own and renames it into
+    place in one step, so no process ever reads a half-written file.
 
     Returns:
         The ``raw`` folder.
@@ -146,9 +150,10 @@ def prepare_fashion_mnist(root: str | Path, source: str | Path = DEBIAN_FASHION_
                 f"Fashion-MNIST file {packed} not found: install Debian's dataset-fashion-mnist "
                 f"(apt-get install dataset-fashion-mnist), pass source=, or use download=True where there is internet"
             )
-        with gzip.open(packed, "rb") as fin, open(target.with_suffix(".part"), "wb") as fout:
+        with gzip.open(packed, "rb") as fin, tempfile.NamedTemporaryFile(dir=raw, prefix=f".{name}.", suffix=".part",
+                                                                     delete=False) as fout:
             shutil.copyfileobj(fin, fout)
-        target.with_suffix(".part").rename(target)
+        os.replace(fout.name, target)  # atomic; another process's identical copy may land first
     return raw
 
 

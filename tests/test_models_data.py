@@ -62,6 +62,33 @@ def test_fashion_mnist_from_debian_files(tmp_path):
     assert torch.bincount(small.y_train).tolist() == [100] * 10 and len(small.y_test) == 200
 
 
+def test_fashion_mnist_prepared_by_several_chapters_at_once(tmp_path):
+    """Two chapters starting together on a fresh clone both lay the files out; neither may fail
+    nor read a half-written file (the race a fresh `make book` once hit)."""
+    import gzip
+    import threading
+
+    start, errors = threading.Barrier(4), []
+
+    def prepare():
+        start.wait()
+        try:
+            data.prepare_fashion_mnist(tmp_path)
+        except Exception as err:  # noqa: BLE001 - the test reports whatever a thread raised
+            errors.append(err)
+
+    threads = [threading.Thread(target=prepare) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    raw = tmp_path / "FashionMNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted(data._FASHION_FILES)  # no temporary file left behind
+    with gzip.open(f"{data.DEBIAN_FASHION_MNIST}/t10k-labels-idx1-ubyte.gz", "rb") as f:
+        assert (raw / "t10k-labels-idx1-ubyte").read_bytes() == f.read()
+
+
 def test_fashion_mnist_missing_files_say_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
         data.fashion_mnist(tmp_path / "root", source=tmp_path / "nowhere")
