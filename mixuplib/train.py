@@ -284,7 +284,7 @@ def _train_epoch(run: _Run, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
 def fit(model: nn.Module, method: Method, train: Callable[[torch.Generator], Iterable[tuple[torch.Tensor, torch.Tensor]]],
-        test: tuple[torch.Tensor, torch.Tensor], config: TrainConfig, *,
+        test: tuple[torch.Tensor, torch.Tensor] | None, config: TrainConfig, *,
         callbacks: Iterable[Callable[[nn.Module, int], dict[str, float]]] = ()) -> History:
     """Train ``model`` with ``method`` and return its per-epoch history.
 
@@ -293,7 +293,10 @@ def fit(model: nn.Module, method: Method, train: Callable[[torch.Generator], Ite
         method: the :class:`Method` (moved to the model's device here).
         train: called with the epoch's generator, yields ``(x, y)`` batches
             (e.g. :class:`~mixuplib.batches.TensorBatches`).
-        test: ``(x_test, y_test)`` on the model's device, evaluated after every epoch.
+        test: ``(x_test, y_test)`` on the model's device, evaluated after every epoch; None
+            skips that (the records then have no ``test_*`` numbers), for runs whose final
+            model is all that gets scored. It does not change the training: the weights are
+            the same either way.
         config: a :class:`TrainConfig`.
         callbacks: ``callback(model, epoch) -> dict`` run after each epoch; their numbers
             are added to the epoch's record (e.g. accuracy on the corrupted training labels).
@@ -318,8 +321,9 @@ def fit(model: nn.Module, method: Method, train: Callable[[torch.Generator], Ite
         run.schedule.step()
         seconds = time.perf_counter() - start
         record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss}
-        with autocast:
-            record.update({f"test_{k}": v for k, v in evaluate(model, *test, config.eval_batch_size).items()})
+        if test is not None:
+            with autocast:
+                record.update({f"test_{k}": v for k, v in evaluate(model, *test, config.eval_batch_size).items()})
         record.update(method.epoch_end(epoch + 1))
         for callback in callbacks:
             record.update(callback(model, epoch + 1))
@@ -331,13 +335,14 @@ def fit(model: nn.Module, method: Method, train: Callable[[torch.Generator], Ite
 
 
 def train_on(split: Split, method: Method, *, seed: int, recipe: Recipe, callbacks=(),
-             checkpoint: str | None = None) -> tuple[nn.Sequential, History]:
+             checkpoint: str | None = None, test_each_epoch: bool = True) -> tuple[nn.Sequential, History]:
     """One run of ``recipe``: seed, build ``recipe.model`` for ``split``, train it with ``method``.
 
     The chapters' one call per experiment. The model is created on ``split``'s device and in
     its input dtype; batches of ``recipe.batch_size`` are drawn from ``split``'s training set
     (with the CIFAR crop-and-flip when ``recipe.augment``), and the test set is evaluated after
-    every epoch. Returns ``(model, history)``.
+    every epoch unless ``test_each_epoch`` is False (a run scored only at its end saves the time;
+    its weights are the same). Returns ``(model, history)``.
     """
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a mixuplib.Recipe, got {type(recipe).__name__}")
@@ -347,5 +352,6 @@ def train_on(split: Split, method: Method, *, seed: int, recipe: Recipe, callbac
     net = net.to(device=device, dtype=split.x_train.dtype)
     batches = TensorBatches(split.x_train, split.y_train, recipe.batch_size, drop_last=True,
                             augment=random_crop_flip if recipe.augment else None)
-    history = fit(net, method, batches, (split.x_test, split.y_test), recipe.config(seed, checkpoint), callbacks=callbacks)
+    test = (split.x_test, split.y_test) if test_each_epoch else None
+    history = fit(net, method, batches, test, recipe.config(seed, checkpoint), callbacks=callbacks)
     return net, history

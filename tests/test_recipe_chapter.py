@@ -46,6 +46,22 @@ def test_train_on_is_the_loop_a_chapter_would_write_by_hand():
         mx.train_on(split, mx.ERM(), seed=0, recipe={"model": "mlp"})
 
 
+def test_skipping_the_per_epoch_test_leaves_the_training_as_it_was():
+    """Batch norm and dropout included: evaluating after each epoch must not touch the weights,
+    the running statistics or the random draws."""
+    g = torch.Generator().manual_seed(0)
+    split = data.Split(torch.randn(48, 1, 8, 8, generator=g), torch.randint(0, 3, (48,), generator=g),
+                       torch.randn(20, 1, 8, 8, generator=g), torch.randint(0, 3, (20,), generator=g), ["a", "b", "c"], "noise")
+    recipe = mx.Recipe(model="small_cnn", model_options={"width": 2, "dropout": 0.5}, epochs=3,
+                       batch_size=16, lr=0.1, milestones=(2,))
+    nets = {}
+    for each_epoch in (True, False):
+        nets[each_epoch], history = mx.train_on(split, mx.InputMixup(1.0), seed=1, recipe=recipe, test_each_epoch=each_epoch)
+        assert ("test_error" in history.last) is each_epoch and len(history.records) == 3
+    for a, b in zip(nets[True].state_dict().values(), nets[False].state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def chapter(tmp_path, profile="embedded", name="09_test_chapter"):
     return mx.Chapter(name, profile=profile, seeds=[0, 1], device="cpu", data_root=tmp_path / "data",
                       results_dir=tmp_path / "results" / profile)
