@@ -69,7 +69,6 @@ def _file_exists(name: str, where: Path) -> bool:
         return True
     if name.startswith(("results/paper/", "shared/", "../shared/")):  # a GPU run's records; the notes beside the repository
         return True
-        return True
     stripped = name.removeprefix("../")
     candidates = [ROOT / name, where.parent / name, ROOT / stripped, ROOT.parent / stripped]
     candidates += [ROOT / folder / name for folder in ("mixuplib", "tests", "benchmarks", "notebooks", "book", "results")]
