@@ -5,6 +5,8 @@
   must reproduce the committed outputs byte for byte on any x86-64 machine. Whatever the
   caller's environment held for these variables is replaced. With pytest-xdist, each worker is
   one busy process on one core.
+- Claims are enforced (mixuplib.claims.CHECK_ENV): nbval re-executes the book's own run, whose
+  findings must hold.
 - nbval re-executions write their results JSON outside the repository.
 """
 
@@ -18,6 +20,7 @@ _spec = importlib.util.spec_from_file_location("_pinned_numerics", Path(__file__
 _numerics = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_numerics)
 _numerics.pin_environment()
+os.environ["MIXUPLIB_CHECK_CLAIMS"] = "1"
 os.environ.setdefault("MIXUPLIB_RESULTS_DIR", tempfile.mkdtemp(prefix="mixuplib-results-"))
 
 # A chapter being executed by the runner lives in a hidden file next to it until it succeeds.

@@ -2,13 +2,14 @@
 
 Layers, imports pointing down only:
 
-- ``mixing``, ``models``, ``metrics``, ``data``, ``attacks``, ``claims``, ``numerics``: the
-  mixing core, stage-wise models, metrics, data sets, adversarial attacks, the chapters'
-  checked claims and the pinned CPU numerics; they import nothing else of ours.
+- ``mixing``, ``models``, ``metrics``, ``data``, ``attacks``, ``stats``, ``numerics``: the
+  mixing core, stage-wise models, metrics (and their registry), data sets, adversarial attacks,
+  paired comparisons over seeds and the pinned CPU numerics; they import nothing else of ours.
 - ``batches``, ``label_noise``: mini-batches with the CIFAR augmentation, corrupted labels.
-- ``losses``, ``train``, ``plots``, ``results``: soft targets and mixed losses, the training
-  loop with the :class:`~mixuplib.train.Method` interface and the :class:`~mixuplib.train.Recipe`,
-  the book's figures, the chapters' records and tables.
+- ``losses``, ``train``, ``plots``, ``results``, ``claims``: soft targets and mixed losses, the
+  training loop with the :class:`~mixuplib.train.Method` interface and the
+  :class:`~mixuplib.train.Recipe`, the book's figures, the chapters' records and tables, and their
+  checked claims (findings asserted, comparisons reported).
 - ``chapter``: what every chapter does around its experiments (its data, record, claims and
   paper comparison).
 - one file per method: ``vrm`` (Gaussian vicinities), ``input_mixup`` (input mixup, CutMix),
@@ -36,6 +37,7 @@ from .input_mixup import CutMix, InputMixup
 from .losses import mixup_cross_entropy, soft_cross_entropy, soft_targets
 from .mixing import MixedBatch, cutmix, mixup, sample_lambda
 from .models import predict
+from .stats import Comparison, paired
 from .train import ERM, History, Method, Recipe, TrainConfig, evaluate, fit, seed_everything, train_on
 
 __version__ = "0.1.0"
@@ -44,5 +46,5 @@ __all__ = [
     "MixedBatch", "sample_lambda", "mixup", "cutmix",
     "soft_targets", "soft_cross_entropy", "mixup_cross_entropy",
     "seed_everything", "Method", "ERM", "TrainConfig", "Recipe", "History", "fit", "train_on", "predict", "evaluate",
-    "InputMixup", "CutMix", "Claims", "ClaimFailed", "seed_margin", "Chapter", "Published",
+    "InputMixup", "CutMix", "Claims", "ClaimFailed", "seed_margin", "Chapter", "Published", "Comparison", "paired",
 ]

@@ -3,7 +3,7 @@
     python -m mixuplib.book run --profile embedded                 # every chapter, committed outputs
     python -m mixuplib.book run --profile paper --chapter 02_input_mixup
     python -m mixuplib.book run --profile embedded --jobs 1        # one chapter at a time
-    python -m mixuplib.book run --chapter 01_erm_to_mixup --set seeds=[0] --output-dir /tmp/out
+    python -m mixuplib.book run --chapter 01_erm_to_mixup --set seeds=[100] --output-dir /tmp/out
     python -m mixuplib.book run --profile paper --executor slurm --shard seeds   # one Slurm job per seed
     python -m mixuplib.book merge --profile paper --chapter 03_manifold_mixup     # the shards into one record
 
@@ -18,6 +18,8 @@ Each chapter executes into a temporary file that replaces the output notebook on
 whole chapter succeeded, so a failure never leaves a half-written notebook behind. The runner
 prints one line per chapter with its wall time, then the total; the exit status is non-zero
 on failure, and the message names the chapter and the cell (a failed claim names the claim).
+A failing finding stops a chapter only in the book's own run, the profile's parameters unchanged;
+with ``--set`` the chapter finishes and marks what does not hold.
 
 ``--executor slurm`` runs each chapter, or each shard of one (``--shard``), as a job of a
 scheduler instead; :mod:`mixuplib.cluster` holds that machinery and the merging of shards.
@@ -26,6 +28,7 @@ scheduler instead; :mod:`mixuplib.cluster` holds that machinery and the merging 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import multiprocessing
@@ -40,6 +43,7 @@ from pathlib import Path
 import yaml
 
 from . import cluster, numerics
+from .claims import CHECK_ENV
 
 PROFILES = Path(__file__).with_name("profiles.yml")
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,8 +219,10 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
                 output_dir: str | Path | None = None) -> int:
     """Run ``chapters`` (default: all of the profile's), ``jobs`` at a time; return an exit status.
 
-    ``overrides`` replace parameters of every chapter run (after the profile's own);
-    ``output_dir`` replaces the profile's folder for the executed notebooks.
+    ``overrides`` replace parameters of every chapter run (after the profile's own); with any,
+    the run is a reader's (:data:`~mixuplib.claims.CHECK_ENV` is "0"): findings that do not hold
+    are marked in each chapter, and stop nothing. ``output_dir`` replaces the profile's folder
+    for the executed notebooks.
 
     Prints one line per chapter as it finishes (its wall time and output), then the total.
     Chapters that succeed keep their outputs even when another fails; the status is 1 if any
@@ -233,7 +239,6 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
     gpus = visible_gpus() if on_gpu else []
     if spec.get("pinned_numerics"):
         numerics.pin_environment()  # inherited by every worker and every kernel they start
-
     out_dir = (notebooks.parent / (output_dir or spec["output_dir"])).resolve()
     context = multiprocessing.get_context("spawn")
     initializer, initargs = None, ()
@@ -244,8 +249,8 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
         initializer, initargs = _worker_takes_gpu, (queue,)
     started, total, failed = time.perf_counter(), 0.0, []
     jobs = min(jobs, len(names))
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=initializer,
-                             initargs=initargs) as pool:
+    with _claims_checked(not overrides), ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                                                            initializer=initializer, initargs=initargs) as pool:
         futures = {}
         for name in names:
             parameters = _parameters(spec, name, overrides)
@@ -266,6 +271,22 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
         print(f"{len(failed)} of {len(names)} chapters failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+@contextlib.contextmanager
+def _claims_checked(own_run: bool):
+    """Mark the kernels started inside as the book's own run (``own_run``: the profile's
+    parameters unchanged), whose failing findings stop them, or as a reader's run, which
+    finishes and marks them; the caller's setting is restored afterwards."""
+    before = os.environ.get(CHECK_ENV)
+    os.environ[CHECK_ENV] = "1" if own_run else "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(CHECK_ENV, None)
+        else:
+            os.environ[CHECK_ENV] = before
 
 
 def _run_folder(notebooks: Path, profile: str, output_dir: str | Path | None) -> Path:
@@ -344,7 +365,8 @@ def schedule_profile(profile: str, chapters: list[str] | None = None, *, executo
                                       gpus_per_job=int(_on_gpu(spec)) if gpus_per_job is None else gpus_per_job,
                                       partition=partition, slurm_options=slurm_options)
     started, at_once = time.perf_counter(), jobs or len(todo)
-    failed = cluster.run_jobs(todo, scheduler, _run_quietly, at_once=at_once)
+    with _claims_checked(not overrides and not shard):  # a shard holds some of the seeds: never the book's own run
+        failed = cluster.run_jobs(todo, scheduler, _run_quietly, at_once=at_once)
     print(f"{'total':32s} {time.perf_counter() - started:7.1f} s  ({len(todo)} jobs, {at_once} at a time)", flush=True)
     if failed:
         again = "; run the same command again to run only the shards without results" if shard else ""

@@ -19,18 +19,19 @@ JSON schema for every chapter::
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from . import data
-from .claims import Claims
+from . import data, numerics
+from .claims import CHECK_ENV, Claims
 from .results import Table, html_table, mean_std, write_results
 from .train import in_colab
 
-__all__ = ["Chapter", "Published", "paper_record_path"]
+__all__ = ["Chapter", "Published", "paper_record_path", "book_checks_its_run"]
 
 _NAME = re.compile(r"\d\d_[a-z0-9_]+")
 
@@ -39,6 +40,13 @@ def paper_record_path(results_dir: str | Path, chapter: str) -> Path:
     """Where the paper profile writes ``chapter``'s record: ``results/paper/<chapter>.json``
     beside the folder ``results_dir`` of the profile that asks."""
     return Path(results_dir).parent / "paper" / f"{chapter}.json"
+
+
+def book_checks_its_run() -> bool:
+    """Whether this process is the book checking its own run: the runner or the test suite set
+    :data:`~mixuplib.claims.CHECK_ENV` (the profile's own parameters) and the numerics are pinned.
+    A reader's run (Colab, Jupyter, a changed parameter, the CPU's own kernels) is not."""
+    return os.environ.get(CHECK_ENV) == "1" and numerics.is_pinned()
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,8 @@ class Chapter:
         name: the chapter's notebook name, e.g. ``"02_input_mixup"``; its record is
             ``<results_dir>/<name>.json``.
         profile: ``"embedded"``, ``"paper"`` or ``"smoke"``; claims are enforced under the
-            embedded profile (they describe its run) and listed under the others.
+            embedded profile when the book checks its own run (:func:`book_checks_its_run`),
+            and only listed everywhere else, so a reader's run always finishes.
         seeds, device, data_root, results_dir: the chapter's parameters of those names.
         download: let torchvision fetch data sets; ``None`` (default) does so in Colab and
             under the paper profile (CIFAR), the two places with internet and no local copy.
@@ -83,7 +92,7 @@ class Chapter:
         self.name, self.profile, self.seeds, self.device = name, profile, list(seeds), device
         self.data_root, self.results_dir = data_root, results_dir
         self.download = (in_colab() or profile == "paper") if download is None else bool(download)
-        self.claims = Claims(enforce=profile == "embedded")
+        self.claims = Claims(enforce=profile == "embedded" and book_checks_its_run())
         self._datasets: dict[str, data.Split] = {}
         self._paper: dict[str, list[float]] = {}
         from . import plots  # here, not at the top: `import mixuplib` need not load matplotlib
@@ -144,5 +153,6 @@ class Chapter:
         """Record ``numbers``, the claims and the paper comparison of this run as
         ``<results_dir>/<name>.json`` (see :func:`~mixuplib.results.write_results`), and print where."""
         path = write_results(self.name, numbers, profile=self.profile, seeds=self.seeds, device=self.device,
-                             results_dir=self.results_dir, claims=self.claims.to_list(), paper_comparison=self._paper)
+                             results_dir=self.results_dir, claims=self.claims.to_list(), paper_comparison=self._paper,
+                             comparisons=self.claims.reported_list())
         print(f"wrote {path.name} for profile {self.profile!r}, {len(self.seeds)} seeds, {len(self.claims.items)} claims")

@@ -3,18 +3,33 @@
 A chapter creates one :class:`Claims` and states each outcome through it, right where the
 numbers behind it are computed::
 
-    claims = Claims(enforce=profile != "smoke")
-    claims.below("mixup lowers the test NLL", mixup_nll, erm_nll, margin=0.02, precision=3)
+    claims = Claims(enforce=True)
+    versus = stats.paired(errors_mixup, errors_erm, seeds=seeds, names=("mixup", "ERM"))
+    claims.finding("mixup lowers the test error below ERM's", versus, lower="mixup")
+    claims.finding("label smoothing and ERM end within ±0.5 points", ls_vs_erm, within=0.5)
+    claims.report("mixup α=1 against ERM in test NLL", other)   # a verdict shown, never asserted
     ...
     claims.show()  # the chapter's last cell: "What this run shows"
 
-A claim that does not hold raises :class:`ClaimFailed` naming it, so papermill, the batch
-runner and nbval fail loudly. Under a profile whose numbers mean nothing (the smoke profile
-trains on random noise) the chapter passes ``enforce=False``: claims are still computed and
-listed, marked as not enforced, and nothing stops.
+Two kinds of statement:
 
-Sequences of per-seed values are compared by their means; the evidence prints mean, sample
-standard deviation (ddof = 1) and n, so a reader can judge the margin against the spread.
+- a **finding** the prose asserts (:meth:`Claims.finding`, and the direct checks
+  :meth:`~Claims.check`, :meth:`~Claims.below`, :meth:`~Claims.above`, :meth:`~Claims.within`
+  of a single number against a bound): when it does not hold and the claims are enforced, it
+  raises :class:`ClaimFailed` naming it, so papermill, the batch runner and nbval fail loudly;
+- a **comparison** the page only reports (:meth:`Claims.report`): its verdict, "A lower",
+  "B lower" or "not resolved at n", is listed and never asserted.
+
+Claims are enforced only where the book checks its own run: the embedded profile with its own
+parameters under the pinned numerics, as the runner and nbval execute it (they set
+:data:`CHECK_ENV`). Anywhere else (Colab, Jupyter, a changed parameter, other kernels, the
+smoke profile) a chapter passes ``enforce=False`` and always finishes; :meth:`Claims.show` marks
+each finding that does not hold and says at its top how many and why that can happen.
+
+A finding between two methods rests on a :class:`~mixuplib.stats.Comparison`, a paired 95 %
+interval over seeds (and test images); a tie is only an equivalence within ``±delta``, with
+``delta`` fixed before the run. The older margin checks compare means of per-seed values;
+their evidence prints mean, sample standard deviation (ddof = 1) and n.
 """
 
 from __future__ import annotations
@@ -23,7 +38,13 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Sequence, Union
 
-__all__ = ["Claim", "Claims", "ClaimFailed", "seed_margin", "two_standard_errors"]
+from .stats import Comparison
+
+__all__ = ["Claim", "Claims", "ClaimFailed", "Reported", "seed_margin", "two_standard_errors", "CHECK_ENV"]
+
+# Set to "1" by the batch runner (the profile's own parameters) and by the test suite: the run is
+# the book's own, whose findings must hold. Any other value, or none, lets a chapter finish.
+CHECK_ENV = "MIXUPLIB_CHECK_CLAIMS"
 
 Number = Union[float, int]
 Values = Union[Number, Sequence[Number]]
@@ -56,6 +77,15 @@ def _summary(values: Values, precision: int) -> tuple[float, str]:
     return mean, f"{mean:.{precision}f} ± {std:.{precision}f} (n = {len(values)})"
 
 
+@dataclass(frozen=True)
+class Reported:
+    """A comparison the page reports and never asserts: its statement, verdict and evidence."""
+
+    statement: str
+    verdict: str
+    evidence: str
+
+
 class Claims:
     """The outcomes a chapter states, each checked against the run's numbers.
 
@@ -68,6 +98,7 @@ class Claims:
     def __init__(self, enforce: bool = True):
         self.enforce = bool(enforce)
         self.items: list[Claim] = []
+        self.reported: list[Reported] = []
 
     def check(self, statement: str, holds: bool, evidence: str) -> Claim:
         """Record ``statement`` with the verdict ``holds`` and the ``evidence`` behind it.
@@ -115,16 +146,65 @@ class Claims:
         return self.check(statement, abs(a - b) <= tolerance,
                           f"|{a_text}{unit} - {b_text}{unit}| <= {tolerance:.{precision}f}")
 
+    def finding(self, statement: str, comparison: Comparison, *, lower: str | None = None,
+                within: float | None = None, precision: int = 2, unit: str = "") -> Claim:
+        """Assert what ``comparison`` (a paired interval, :func:`mixuplib.stats.paired`) shows.
+
+        Give exactly one of:
+            lower: the name (``comparison.a`` or ``.b``) the interval must show lower.
+            within: ``delta``, fixed before the run; the whole interval must lie inside ``±delta``.
+        """
+        if not isinstance(comparison, Comparison):
+            raise TypeError(f"comparison must be a mixuplib.stats.Comparison, got {type(comparison).__name__}")
+        if (lower is None) == (within is None):
+            raise ValueError(f"give exactly one of lower= (a name) or within= (a delta), got lower={lower!r}, "
+                             f"within={within!r}")
+        evidence = comparison.describe(precision, unit)
+        if lower is not None:
+            return self.check(statement, comparison.lower(lower), evidence)
+        holds = comparison.within(within)
+        return self.check(statement, holds, f"{evidence}; equivalence needs the interval inside "
+                                            f"±{within:.{precision}f}{unit}")
+
+    def report(self, statement: str, comparison: Comparison, *, precision: int = 2, unit: str = "") -> Reported:
+        """Record ``comparison``'s verdict under ``statement``, to show and never to assert."""
+        if not isinstance(comparison, Comparison):
+            raise TypeError(f"comparison must be a mixuplib.stats.Comparison, got {type(comparison).__name__}")
+        if not statement or not isinstance(statement, str):
+            raise ValueError(f"statement must be a non-empty string, got {statement!r}")
+        if any(r.statement == statement for r in self.reported):
+            raise ValueError(f"comparison {statement!r} was already reported in this run")
+        item = Reported(statement, comparison.verdict, comparison.describe(precision, unit))
+        self.reported.append(item)
+        return item
+
     def show(self) -> None:
-        """Print the claims, one line each: the list a chapter ends with, "What this run shows"."""
+        """Print the claims, one line each: the list a chapter ends with, "What this run shows".
+
+        In a run that does not enforce them, a first line says how many findings do not hold
+        and why that can happen; reported comparisons follow the findings with their verdicts.
+        """
         print(f"What this run shows ({len(self.items)} claims, each computed from this run's numbers):")
+        failing = sum(not c.holds for c in self.items)
+        if failing and not self.enforce:
+            print(f"{failing} of {len(self.items)} findings do not hold in this run. This is not the book's own run "
+                  f"(other seeds or parameters, other kernels or threads, or a profile whose numbers mean nothing): "
+                  f"a finding can fail here by chance, or because it depends on what changed.")
         for claim in self.items:
             mark = "holds" if claim.holds else ("FAILS" if self.enforce else "does not hold (not enforced)")
             print(f"- [{mark}] {claim.statement}  ({claim.evidence})")
+        if self.reported:
+            print(f"Reported, not asserted ({len(self.reported)} comparisons):")
+            for item in self.reported:
+                print(f"- [{item.verdict}] {item.statement}  ({item.evidence})")
 
     def to_list(self) -> list[dict]:
-        """The claims as plain dicts, for a chapter's results JSON."""
+        """The findings as plain dicts, for a chapter's results JSON."""
         return [asdict(c) for c in self.items]
+
+    def reported_list(self) -> list[dict]:
+        """The reported comparisons as plain dicts, for a chapter's results JSON."""
+        return [asdict(r) for r in self.reported]
 
 
 def seed_margin(*groups: Sequence[Number], floor: float = 0.0) -> float:

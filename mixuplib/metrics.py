@@ -1,13 +1,16 @@
-"""Metrics computed from logits: error, negative log-likelihood, calibration."""
+"""Metrics computed from logits: error, negative log-likelihood, calibration; and the registry
+:data:`METRICS` of the metrics chapters compare (unit, precision, direction, per-example form)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["classification_metrics", "reliability_bins", "ReliabilityBins"]
+__all__ = ["classification_metrics", "reliability_bins", "ReliabilityBins", "Metric", "METRICS", "metric",
+           "per_example_error", "per_example_nll"]
 
 
 @dataclass(frozen=True)
@@ -80,3 +83,52 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, n_bins: i
     nll = float(F.cross_entropy(logits, labels))
     ece = 100.0 * reliability_bins(logits, labels, n_bins).ece
     return {"error": error, "nll": nll, "ece": ece}
+
+
+def per_example_error(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``(N,)``: 100 where the top-1 prediction is wrong, else 0; its mean is the error in %."""
+    _check(logits, labels)
+    return 100.0 * (logits.argmax(dim=-1) != labels).float()
+
+
+def per_example_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``(N,)``: each example's negative log-likelihood in nats; its mean is the NLL."""
+    _check(logits, labels)
+    return F.cross_entropy(logits.float(), labels, reduction="none")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How the book names, prints and compares one metric.
+
+    Attributes:
+        words: the metric in a sentence, e.g. ``"test error"``.
+        unit: printed after a value, e.g. ``" %"`` (empty for none).
+        precision: decimals printed.
+        lower_is_better: the direction in which a method is better.
+        per_example: ``(logits (N, K), labels (N,)) -> (N,)`` whose mean is the metric, for a
+            metric measured on a finite test set, so that intervals can cover the test
+            examples (:func:`mixuplib.stats.paired`); ``None`` for one number per run (ECE,
+            which bins the whole set; a training loss).
+    """
+
+    words: str
+    unit: str
+    precision: int
+    lower_is_better: bool = True
+    per_example: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None
+
+
+METRICS: dict[str, Metric] = {
+    "test_error": Metric("test error", " %", 2, True, per_example_error),
+    "test_nll": Metric("test NLL", "", 3, True, per_example_nll),
+    "test_ece": Metric("test ECE", " %", 2, True),
+    "train_loss": Metric("training loss", "", 3, True),
+}
+
+
+def metric(name: str) -> Metric:
+    """The registered :class:`Metric` called ``name`` (a key of :data:`METRICS`)."""
+    if name not in METRICS:
+        raise ValueError(f"metric must be one of {sorted(METRICS)}, got {name!r}")
+    return METRICS[name]

@@ -40,7 +40,8 @@ def _environment(device: str) -> dict:
 
 def write_results(chapter: str, numbers: dict, *, profile: str, seeds: list[int], device: str,
                   results_dir: str | Path, claims: list[dict] | None = None,
-                  paper_comparison: dict[str, list[float]] | None = None) -> Path:
+                  paper_comparison: dict[str, list[float]] | None = None,
+                  comparisons: list[dict] | None = None) -> Path:
     """Write ``numbers`` for ``chapter`` to ``results_dir/chapter.json`` and return the path.
 
     The file also records the profile, the seeds, the device, library versions, the CPU
@@ -48,6 +49,8 @@ def write_results(chapter: str, numbers: dict, *, profile: str, seeds: list[int]
     ``claims`` (:meth:`mixuplib.claims.Claims.to_list`) and, under ``paper_comparison``, its
     per-seed numbers for the rows of published tables (keyed as
     :attr:`mixuplib.chapter.Published.ours` names them; the same schema in every chapter).
+    ``comparisons`` (:meth:`mixuplib.claims.Claims.reported_list`), the verdicts a chapter
+    reports without asserting them, are recorded under that key where there are any.
     The environment variable
     ``MIXUPLIB_RESULTS_DIR``, when set, replaces ``results_dir``.
     """
@@ -56,6 +59,8 @@ def write_results(chapter: str, numbers: dict, *, profile: str, seeds: list[int]
     record = {"chapter": chapter, "profile": profile, "seeds": list(seeds), "n_runs": len(seeds), "device": device,
               "environment": _environment(device), "numbers": numbers, "claims": claims or [],
               "paper_comparison": paper_comparison or {}}
+    if comparisons:
+        record["comparisons"] = comparisons
     path = folder / f"{chapter}.json"
     partial = path.with_name(path.name + ".part")
     partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")

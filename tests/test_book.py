@@ -2,6 +2,7 @@
 
 import ast
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 from mixuplib import book
+from mixuplib.claims import CHECK_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -54,9 +56,9 @@ def test_figures_have_captions_and_labels(path):
 
 
 LAYERS = {  # a module may import only from modules of a lower layer
-    "mixing": 0, "models": 0, "metrics": 0, "data": 0, "claims": 0, "numerics": 0, "attacks": 0,
+    "mixing": 0, "models": 0, "metrics": 0, "data": 0, "stats": 0, "numerics": 0, "attacks": 0,
     "batches": 0, "label_noise": 0,
-    "losses": 1, "train": 1, "plots": 1, "results": 1,
+    "losses": 1, "train": 1, "plots": 1, "results": 1, "claims": 1,
     "chapter": 2,
     "vrm": 2, "input_mixup": 2, "manifold": 2, "adamixup": 2, "ssl": 2, "distributed": 2,
     "cluster": 3, "__init__": 3,
@@ -107,6 +109,21 @@ def test_runner_failure_names_chapter_and_cell_and_leaves_nothing(tmp_path, caps
     assert status == 1
     assert "chapter bad failed in cell 2 (\"raise ValueError('broken on purpose')\")" in err and "broken on purpose" in err
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_only_the_profiles_own_parameters_are_the_books_own_run(tmp_path, monkeypatch):
+    """The runner tells each kernel whether its findings must hold (mixuplib.claims.CHECK_ENV):
+    with the profile's parameters they do; with one changed (``--set``) the run is a reader's.
+    The caller's setting is left as it was."""
+    monkeypatch.setenv(CHECK_ENV, "caller's")
+    tiny_notebook(tmp_path / "ch.ipynb", f"import os\nprint(os.environ[{CHECK_ENV!r}])")
+    seen = {}
+    for overrides in ({}, {"value": 3}):
+        assert book.run_profile("test", notebooks=tmp_path, profiles=profiles_for(tmp_path, ch={}), overrides=overrides) == 0
+        out = nbformat.read(tmp_path / "out" / "ch.ipynb", as_version=4)
+        seen[bool(overrides)] = out.cells[-1].outputs[0].text.strip()
+    assert seen == {False: "1", True: "0"}
+    assert os.environ[CHECK_ENV] == "caller's"
 
 
 def test_runner_rejects_unknown_profile_and_chapter(tmp_path, capsys):

@@ -51,3 +51,40 @@ def test_seed_margin_is_the_largest_sample_std_with_a_floor():
     assert seed_margin([4.0], floor=0.2) == 0.2  # one run has no spread
     with pytest.raises(ValueError, match="floor must be a finite number >= 0"):
         seed_margin([1.0, 2.0], floor=-1.0)
+
+
+def test_findings_assert_what_a_paired_interval_shows(capsys):
+    from mixuplib.stats import paired
+
+    claims = Claims()
+    gain = paired([12.9, 13.1, 12.7, 13.0, 12.8], [13.9, 14.0, 13.6, 14.1, 13.7], seeds=[0, 1, 2, 3, 4],
+                  names=("mixup", "ERM"))
+    claims.finding("mixup lowers the test error below ERM's", gain, lower="mixup", unit=" %")
+    tie = paired([13.0, 13.1, 12.9], [13.02, 13.08, 12.95], seeds=[0, 1, 2], names=("LS", "ERM"))
+    claims.finding("label smoothing and ERM end within ±0.5 points", tie, within=0.5)
+    claims.report("ERM against mixup", paired([1.0, 2.0, 3.0], [2.0, 1.0, 3.5], seeds=[0, 1, 2],
+                                            names=("ERM", "mixup")))
+    assert [c.holds for c in claims.items] == [True, True]
+    assert "mixup - ERM = -0.96" in claims.items[0].evidence and claims.items[0].evidence.endswith("mixup lower")
+    assert "inside ±0.50" in claims.items[1].evidence
+    assert claims.reported_list() == [{"statement": "ERM against mixup", "verdict": "not resolved at n = 3",
+                                       "evidence": claims.reported[0].evidence}]
+    claims.show()
+    out = capsys.readouterr().out
+    assert "Reported, not asserted (1 comparisons):\n- [not resolved at n = 3] ERM against mixup" in out
+    with pytest.raises(ClaimFailed, match="ERM lowers the error"):
+        claims.finding("ERM lowers the error", gain, lower="ERM")
+    with pytest.raises(ValueError, match="give exactly one of lower="):
+        claims.finding("neither", gain)
+    with pytest.raises(TypeError, match="comparison must be a mixuplib.stats.Comparison"):
+        claims.report("numbers", [1.0, 2.0])
+
+
+def test_a_readers_run_marks_what_does_not_hold_and_says_why(capsys):
+    claims = Claims(enforce=False)
+    claims.below("holds", 1.0, 2.0)
+    claims.below("does not", 3.0, 2.0)
+    claims.show()
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("1 of 2 findings do not hold in this run. This is not the book's own run")
+    assert out[3] == "- [does not hold (not enforced)] does not  (3.00 vs 2.00)"

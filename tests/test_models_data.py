@@ -208,3 +208,17 @@ def test_semi_supervised_can_return_the_hidden_labels_for_measuring():
     assert torch.equal(unlabeled, unlabeled2) and torch.equal(labelled.y_train, again.y_train)
     rows = {tuple(r): int(c) for r, c in zip(split.x_train.tolist(), split.y_train.tolist())}
     assert [rows[tuple(r)] for r in unlabeled.tolist()] == hidden.tolist()
+
+
+def test_the_metric_registry_matches_classification_metrics():
+    from mixuplib import metrics
+
+    g = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(300, 5, generator=g), torch.randint(0, 5, (300,), generator=g)
+    whole = metrics.classification_metrics(logits, labels)
+    per = {name: metrics.metric(name).per_example(logits, labels) for name in ("test_error", "test_nll")}
+    assert per["test_error"].shape == (300,) and float(per["test_error"].mean()) == pytest.approx(whole["error"])
+    assert float(per["test_nll"].mean()) == pytest.approx(whole["nll"], rel=1e-5)
+    assert metrics.metric("test_ece").per_example is None and metrics.metric("test_ece").unit == " %"
+    with pytest.raises(ValueError, match="metric must be one of"):
+        metrics.metric("accuracy")

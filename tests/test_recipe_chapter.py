@@ -8,7 +8,7 @@ import torch
 import mixuplib as mx
 from mixuplib import book, data, models
 from mixuplib.batches import TensorBatches
-from mixuplib.claims import two_standard_errors
+from mixuplib.claims import CHECK_ENV, two_standard_errors
 from mixuplib.results import sample_std, seed_table
 
 
@@ -74,6 +74,15 @@ def test_chapter_checks_its_name_and_seeds(tmp_path):
         mx.Chapter("09_x", profile="embedded", seeds=[], device="cpu", data_root=".", results_dir=".")
     assert chapter(tmp_path).claims.enforce and not chapter(tmp_path, "smoke").claims.enforce
     assert chapter(tmp_path, "paper").download and not chapter(tmp_path).download
+
+
+def test_claims_stop_only_the_books_own_run(tmp_path, monkeypatch):
+    assert chapter(tmp_path).claims.enforce, "the test suite runs the book's own run"
+    monkeypatch.setenv(CHECK_ENV, "0")  # a changed parameter
+    assert not chapter(tmp_path).claims.enforce
+    monkeypatch.setenv(CHECK_ENV, "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the CPU's own threads: a reader's run, as in Colab
+    assert not chapter(tmp_path).claims.enforce
 
 
 def test_chapter_loads_a_balanced_subset_once(tmp_path):

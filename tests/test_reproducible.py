@@ -3,8 +3,8 @@
 Chapter 1 is re-executed by the batch runner, as `make book` does, in a subprocess whose
 environment asks for two threads and other kernel families; the runner must pin them again
 (mixuplib.numerics), and the executed notebook and its results JSON must be the committed
-bytes. A parameter that makes one of the chapter's claims false must stop the runner with an
-error that names the claim.
+bytes. A parameter changed with ``--set`` makes the run a reader's: a finding it makes false
+is marked in "What this run shows", and the chapter finishes.
 """
 
 import json
@@ -46,9 +46,12 @@ def test_chapter_reexecutes_to_the_committed_bytes_whatever_the_host_set(tmp_pat
     assert done.stderr == "", "the runner's output is one line per chapter, nothing on stderr"
 
 
-def test_a_false_claim_stops_the_runner_and_names_itself(tmp_path):
+def test_a_readers_run_finishes_and_marks_the_finding_that_does_not_hold(tmp_path):
     # One epoch is far too little to memorise random labels: the chapter's first claim is false.
     done = run_chapter(tmp_path, "--set", "memorize_epochs=1")
-    assert done.returncode == 1
-    assert "ClaimFailed" in done.stderr and "ERM fits random training labels" in done.stderr, done.stderr
-    assert not (tmp_path / "out" / f"{CHAPTER}.ipynb").exists(), "a failed chapter leaves no notebook behind"
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "results" / f"{CHAPTER}.json").read_text())
+    failing = [c["statement"] for c in record["claims"] if not c["holds"]]
+    assert failing and failing[0].startswith("ERM fits random training labels"), failing
+    shown = json.loads((tmp_path / "out" / f"{CHAPTER}.ipynb").read_text())["cells"][-1]["outputs"][0]["text"]
+    assert f"{len(failing)} of {len(record['claims'])} findings do not hold in this run" in "".join(shown)
