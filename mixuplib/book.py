@@ -6,6 +6,7 @@
     python -m mixuplib.book run --chapter 01_erm_to_mixup --set seeds=[100] --output-dir /tmp/out
     python -m mixuplib.book run --profile paper --executor slurm --shard seeds   # one Slurm job per seed
     python -m mixuplib.book merge --profile paper --chapter 03_manifold_mixup     # the shards into one record
+    python -m mixuplib.book replicate [--chapter NAME]   # do the findings hold with seeds + 100, and unpinned?
 
 Profiles live in ``mixuplib/profiles.yml``. A profile with ``pinned_numerics: true`` (the
 embedded and smoke profiles) runs every kernel under :data:`mixuplib.numerics.PINNED_ENV`:
@@ -44,6 +45,7 @@ import yaml
 
 from . import cluster, numerics
 from .claims import CHECK_ENV
+from .results import RESULTS_DIR_ENV
 
 PROFILES = Path(__file__).with_name("profiles.yml")
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,12 +218,12 @@ def _parameters(spec: dict, chapter: str, overrides: dict | None = None) -> dict
 
 def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: Path = ROOT / "notebooks",
                 profiles: dict | None = None, jobs: int | None = None, overrides: dict | None = None,
-                output_dir: str | Path | None = None) -> int:
+                output_dir: str | Path | None = None, reader_run: bool = False) -> int:
     """Run ``chapters`` (default: all of the profile's), ``jobs`` at a time; return an exit status.
 
     ``overrides`` replace parameters of every chapter run (after the profile's own); with any,
-    the run is a reader's (:data:`~mixuplib.claims.CHECK_ENV` is "0"): findings that do not hold
-    are marked in each chapter, and stop nothing. ``output_dir`` replaces the profile's folder
+    or with ``reader_run``, the run is a reader's (:data:`~mixuplib.claims.CHECK_ENV` is "0"):
+    findings that do not hold are marked in each chapter, and stop nothing. ``output_dir`` replaces the profile's folder
     for the executed notebooks.
 
     Prints one line per chapter as it finishes (its wall time and output), then the total.
@@ -249,7 +251,7 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
         initializer, initargs = _worker_takes_gpu, (queue,)
     started, total, failed = time.perf_counter(), 0.0, []
     jobs = min(jobs, len(names))
-    with _claims_checked(not overrides), ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+    with _claims_checked(not overrides and not reader_run), ProcessPoolExecutor(max_workers=jobs, mp_context=context,
                                                             initializer=initializer, initargs=initargs) as pool:
         futures = {}
         for name in names:
@@ -406,6 +408,88 @@ def merge_chapter(profile: str, chapter: str, *, notebooks: Path = ROOT / "noteb
     return 0
 
 
+@contextlib.contextmanager
+def _unpinned():
+    """The CPU's own numerics inside (every core, its own kernel family), as a reader's machine
+    runs a chapter: the pinned variables are removed, and put back afterwards."""
+    saved = {k: os.environ.pop(k) for k in numerics.PINNED_ENV if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def _findings(results: Path) -> list[dict] | None:
+    """The findings a chapter's results file lists, or None where the chapter did not finish."""
+    return json.loads(results.read_text())["claims"] if results.exists() else None
+
+
+def replicate(profile: str = "embedded", chapters: list[str] | None = None, *, notebooks: Path = ROOT / "notebooks",
+              profiles: dict | None = None, jobs: int | None = None, seed_offset: int = 100,
+              output_dir: str | Path | None = None) -> dict:
+    """Run ``chapters`` twice as a reader might and count which of their findings hold.
+
+    - **seeds + offset**: pinned, each chapter's own seeds moved by ``seed_offset`` (a disjoint
+      set), ``jobs`` chapters at a time;
+    - **unpinned**: the profile's parameters, every core and the CPU's own kernels, one
+      chapter at a time.
+
+    Both are readers' runs, so every chapter finishes and lists what does not hold. Prints a
+    table (chapter, findings, held in each run, the statements that did not) and returns it as
+    ``{chapter: {"seeds": ..., "findings": n, run: {"held": k, "failed": [...]}}}``, also
+    written to ``<output_dir>/replication.json`` (default ``runs/replication``).
+    """
+    profiles = profiles or load_profiles()
+    spec, names = _resolve(profile, chapters, profiles)
+    folder = Path(output_dir or ROOT / "runs" / "replication").resolve()
+    report: dict = {}
+    by_seeds: dict[tuple, list[str]] = {}
+    for name in names:
+        seeds = cluster.notebook_parameter(notebooks / f"{name}.ipynb", _parameters(spec, name), "seeds")
+        report[name] = {"seeds": list(seeds)}
+        by_seeds.setdefault(tuple(seeds), []).append(name)
+    unpinned_profiles = {**profiles, profile: {**spec, "pinned_numerics": False}}
+    runs = {f"seeds + {seed_offset}": [(group, {"seeds": [s + seed_offset for s in seeds]}, profiles, jobs)
+                                       for seeds, group in by_seeds.items()],
+            "unpinned": [(names, {}, unpinned_profiles, 1)]}
+    before = os.environ.get(RESULTS_DIR_ENV)
+    try:
+        for run, calls in runs.items():
+            slug = run.replace(" ", "").replace("+", "plus")
+            os.environ[RESULTS_DIR_ENV] = str(folder / slug / "results")
+            with _unpinned() if run == "unpinned" else contextlib.nullcontext():
+                for group, overrides, these_profiles, at_once in calls:
+                    run_profile(profile, group, notebooks=notebooks, profiles=these_profiles, jobs=at_once,
+                                overrides=overrides, output_dir=folder / slug / "notebooks", reader_run=True)
+            for name in names:
+                found = _findings(folder / slug / "results" / f"{name}.json")
+                report[name][run] = (None if found is None else
+                                     {"held": sum(c["holds"] for c in found), "failed": [c["statement"] for c in found if not c["holds"]]})
+                report[name]["findings"] = report[name].get("findings") or (len(found) if found else None)
+    finally:
+        if before is None:
+            os.environ.pop(RESULTS_DIR_ENV, None)
+        else:
+            os.environ[RESULTS_DIR_ENV] = before
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "replication.json").write_text(json.dumps(report, indent=2) + "\n")
+    _print_replication(report, list(runs))
+    return report
+
+
+def _print_replication(report: dict, runs: list[str]) -> None:
+    print(f"{'chapter':24s} {'seeds':>12s} {'findings':>9s} " + " ".join(f"{r:>14s}" for r in runs))
+    for name, row in report.items():
+        cells = []
+        for run in runs:
+            cells.append("did not run" if row.get(run) is None else f"{row[run]['held']} held")
+        print(f"{name:24s} {str(row['seeds']):>12s} {str(row.get('findings')):>9s} " + " ".join(f"{c:>14s}" for c in cells))
+    for name, row in report.items():
+        for run in runs:
+            for statement in (row.get(run) or {}).get("failed", []):
+                print(f"does not hold, {name}, {run}: {statement}")
+
+
 def _assignments(items: list[str], option: str, parser: argparse.ArgumentParser) -> dict:
     """``NAME=VALUE`` strings as a dict, each VALUE read as YAML."""
     assigned = {}
@@ -444,6 +528,13 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--profile", default="embedded")
     merge.add_argument("--chapter", required=True)
     merge.add_argument("--output-dir", help="the run folder the shards were written to (default runs/PROFILE)")
+    again = sub.add_parser("replicate", help="run chapters with seeds + 100 (pinned) and unpinned; count the findings "
+                                             "that hold in each (long: the book twice)")
+    again.add_argument("--profile", default="embedded")
+    again.add_argument("--chapter", action="append", help="a chapter name (repeatable); default: all of the profile's")
+    again.add_argument("--jobs", type=int, default=None, help="chapters at a time in the pinned run (default: one per core)")
+    again.add_argument("--seed-offset", type=int, default=100, help="added to each chapter's seeds (default 100)")
+    again.add_argument("--output-dir", help="where the runs and replication.json go (default runs/replication)")
     sub.add_parser("profiles", help="list the profiles")
     args = parser.parse_args(argv)
     if args.command == "profiles":
@@ -453,6 +544,16 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = Path(args.output_dir).resolve() if args.output_dir else None
     if args.command == "merge":
         return merge_chapter(args.profile, args.chapter, output_dir=output_dir)
+    if args.command == "replicate":
+        if args.seed_offset <= 0:
+            parser.error(f"--seed-offset must be > 0 (a seed set disjoint from the book's), got {args.seed_offset}")
+        try:
+            report = replicate(args.profile, args.chapter, jobs=args.jobs, seed_offset=args.seed_offset, output_dir=output_dir)
+        except ValueError as err:
+            print(err, file=sys.stderr)
+            return 2
+        return 0 if all(row.get(run) and not row[run]["failed"] for row in report.values()
+                        for run in row if run not in ("seeds", "findings")) else 1
     overrides = _assignments(args.overrides, "--set", parser)
     slurm_options = _assignments(args.slurm_option, "--slurm-option", parser)
     scheduler_only = {"--shard": args.shard, "--slurm-partition": args.slurm_partition,

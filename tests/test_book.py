@@ -197,3 +197,32 @@ def test_runner_cli_overrides_parameters_and_output_dir(tmp_path, monkeypatch):
     assert out.cells[-1].outputs[0].text == "value is [1, 2]\n"
     with pytest.raises(SystemExit):
         book.main(["run", "--profile", "test", "--set", "not a name=1"])
+
+
+def test_replicate_counts_the_findings_that_hold_with_other_seeds_and_unpinned(tmp_path, capsys, monkeypatch):
+    """Both runs are readers': the chapter finishes, and the table counts what held in each."""
+    monkeypatch.setenv("MIXUPLIB_RESULTS_DIR", str(tmp_path / "unused"))
+    params = nbformat.v4.new_code_cell("seeds = [0, 1]\nvalue = 1")
+    params.metadata["tags"] = ["parameters"]
+    body = nbformat.v4.new_code_cell(
+        "import mixuplib as mx\n"
+        "from mixuplib import numerics\n"
+        f"book = mx.Chapter('01_tiny', profile='test', seeds=seeds, device='cpu', data_root='.', results_dir={str(tmp_path)!r})\n"
+        "book.claims.below('the seeds are the book\\'s own', max(seeds), 50)\n"
+        "book.claims.check('the numerics are pinned', numerics.is_pinned(), '')\n"
+        "book.claims.check('always', True, '')\n"
+        "book.write({})\n")
+    nb = nbformat.v4.new_notebook(cells=[params, body])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "01_tiny.ipynb")
+    profiles = {"test": {"description": "", "output_dir": str(tmp_path / "out"), "pinned_numerics": True,
+                         "chapters": {"01_tiny": {}}}}
+    report = book.replicate("test", notebooks=tmp_path, profiles=profiles, jobs=1, output_dir=tmp_path / "replication")
+    row = report["01_tiny"]
+    assert row["seeds"] == [0, 1] and row["findings"] == 3
+    assert row["seeds + 100"] == {"held": 2, "failed": ["the seeds are the book's own"]}
+    assert row["unpinned"] == {"held": 2, "failed": ["the numerics are pinned"]}
+    out = capsys.readouterr().out
+    assert "does not hold, 01_tiny, unpinned: the numerics are pinned" in out
+    assert json.loads((tmp_path / "replication" / "replication.json").read_text()) == report
+    assert os.environ["MIXUPLIB_RESULTS_DIR"] == str(tmp_path / "unused")
