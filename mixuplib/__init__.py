@@ -11,7 +11,7 @@ Layers, imports pointing down only:
   :class:`~mixuplib.train.Recipe`, the book's figures, the chapters' records and tables, and their
   checked claims (findings asserted, comparisons reported).
 - ``chapter``: what every chapter does around its experiments (its data, record, claims and
-  paper comparison).
+  paper comparison); ``study``: methods × seeds on one split and recipe, compared by name.
 - one file per method: ``vrm`` (Gaussian vicinities), ``input_mixup`` (input mixup, CutMix),
   ``manifold`` (manifold mixup), ``adamixup`` (AdaMixup), ``ssl`` (ICT, MixMatch); beside
   them ``distributed``, the training loop on several GPUs.
@@ -38,6 +38,7 @@ from .losses import mixup_cross_entropy, soft_cross_entropy, soft_targets
 from .mixing import MixedBatch, cutmix, mixup, sample_lambda
 from .models import predict
 from .stats import Comparison, paired
+from .study import Study, study
 from .train import ERM, History, Method, Recipe, TrainConfig, evaluate, fit, seed_everything, train_on
 
 __version__ = "0.1.0"
@@ -47,4 +48,5 @@ __all__ = [
     "soft_targets", "soft_cross_entropy", "mixup_cross_entropy",
     "seed_everything", "Method", "ERM", "TrainConfig", "Recipe", "History", "fit", "train_on", "predict", "evaluate",
     "InputMixup", "CutMix", "Claims", "ClaimFailed", "seed_margin", "Chapter", "Published", "Comparison", "paired",
+    "Study", "study",
 ]

@@ -334,9 +334,13 @@ def fit(model: nn.Module, method: Method, train: Callable[[torch.Generator], Ite
     return run.history
 
 
-def train_on(split: Split, method: Method, *, seed: int, recipe: Recipe, callbacks=(),
+def train_on(split: Split, method: Method | Callable[[nn.Module], Method], *, seed: int, recipe: Recipe, callbacks=(),
              checkpoint: str | None = None, test_each_epoch: bool = True) -> tuple[nn.Sequential, History]:
     """One run of ``recipe``: seed, build ``recipe.model`` for ``split``, train it with ``method``.
+
+    ``method`` is a :class:`Method`, or a factory that receives the built model and returns one
+    (so e.g. ICT's teacher or AdaMixup's discriminator takes its shape from the model); the
+    factory is called after seeding, so whatever it initialises belongs to the run's seed.
 
     The chapters' one call per experiment. The model is created on ``split``'s device and in
     its input dtype; batches of ``recipe.batch_size`` are drawn from ``split``'s training set
@@ -350,6 +354,12 @@ def train_on(split: Split, method: Method, *, seed: int, recipe: Recipe, callbac
     seed_everything(seed, deterministic=device.type == "cpu")
     net = models.build(recipe.model, tuple(split.x_train.shape[1:]), split.num_classes, **recipe.model_options)
     net = net.to(device=device, dtype=split.x_train.dtype)
+    if not isinstance(method, Method):
+        if not callable(method):
+            raise TypeError(f"method must be a mixuplib.Method or a factory model -> Method, got {type(method).__name__}")
+        method = method(net)
+        if not isinstance(method, Method):
+            raise TypeError(f"the method factory must return a mixuplib.Method, got {type(method).__name__}")
     batches = TensorBatches(split.x_train, split.y_train, recipe.batch_size, drop_last=True,
                             augment=random_crop_flip if recipe.augment else None)
     test = (split.x_test, split.y_test) if test_each_epoch else None

@@ -1,0 +1,145 @@
+"""One study: several methods × seeds on one split and one recipe, and what a chapter reads from it.
+
+A chapter states its experiment in one call and then reads metrics and comparisons by name::
+
+    runs = study(split, {"ERM": lambda net: mx.ERM(), "mixup": lambda net: mx.InputMixup(1.0)},
+                 seeds=seeds, recipe=recipe)
+    runs.table(["test_error", "test_nll"], caption="...")          # mean ± std, n
+    versus = runs.compare("mixup", "ERM", "test_error")              # a paired 95 % interval
+    claims.finding("mixup lowers the test error", versus, lower="mixup", unit=" %")
+
+Every method trains with the same seeds, so seed ``s`` of two methods saw the same batches in
+the same order and started from the same weights: comparisons are paired. Each run keeps its
+per-epoch history and its final test logits, so metrics measured on the test set are compared
+per test image as well (:func:`mixuplib.stats.paired`); the first seed's model is kept for
+figures. Metrics are named as in :data:`mixuplib.metrics.METRICS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import Split
+from .metrics import METRICS, classification_metrics, metric
+from .models import predict
+from .results import Table, mean_std, html_table
+from .stats import Comparison, paired
+from .train import History, Method, Recipe, train_on
+
+__all__ = ["Run", "Study", "study"]
+
+
+@dataclass
+class Run:
+    """One trained run: its seed, per-epoch history and final test logits ``(N, K)`` (CPU, float32)."""
+
+    seed: int
+    history: History
+    test_logits: torch.Tensor
+
+
+@dataclass
+class Study:
+    """The runs of several methods × seeds on one split and recipe.
+
+    Attributes:
+        split: the data, with the test labels the logits are scored against.
+        recipe: the training recipe every run used.
+        seeds: the seeds, the same for every method.
+        runs: ``{method: [Run per seed, in seed order]}``.
+        models: ``{method: the first seed's trained model}``, for figures.
+    """
+
+    split: Split
+    recipe: Recipe
+    seeds: list[int]
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+    models: dict[str, nn.Module] = field(default_factory=dict)
+
+    def _runs(self, method: str) -> list[Run]:
+        if method not in self.runs:
+            raise ValueError(f"method must be one of {list(self.runs)}, got {method!r}")
+        return self.runs[method]
+
+    def per_example(self, method: str, name: str) -> np.ndarray:
+        """``(seeds, N)``: ``method``'s per-test-example values of the metric ``name``, whose
+        mean over a row is the metric of that seed's final model."""
+        per = metric(name).per_example
+        if per is None:
+            raise ValueError(f"metric {name!r} is one number per run and has no per-example values; those with them: "
+                             f"{[k for k, m in METRICS.items() if m.per_example]}")
+        labels = self.split.y_test.cpu()
+        return np.stack([per(run.test_logits, labels).numpy() for run in self._runs(method)]).astype(float)
+
+    def last(self, method: str, name: str) -> list[float]:
+        """``method``'s metric ``name`` after the last epoch, one value per seed: from the final
+        test logits for test metrics, else from the history (e.g. ``train_loss``)."""
+        metric(name)
+        labels = self.split.y_test.cpu()
+        if name.startswith("test_"):
+            key = name[len("test_"):]
+            return [classification_metrics(run.test_logits, labels)[key] for run in self._runs(method)]
+        return [float(run.history.last[name]) for run in self._runs(method)]
+
+    def epochs(self, method: str, name: str) -> np.ndarray:
+        """``(seeds, epochs)``: the metric ``name`` after every epoch, from the histories."""
+        return np.array([run.history.column(name) for run in self._runs(method)], dtype=float)
+
+    def compare(self, a: str, b: str, name: str) -> Comparison:
+        """``a`` against ``b`` on the metric ``name``, seed by seed, with a 95 % interval that also
+        covers the test images where the metric has per-example values."""
+        if metric(name).per_example is not None:
+            return paired(self.per_example(a, name), self.per_example(b, name), seeds=self.seeds, names=(a, b))
+        return paired(self.last(a, name), self.last(b, name), seeds=self.seeds, names=(a, b))
+
+    def record(self, names: Sequence[str]) -> dict:
+        """``{method: {"seeds": [...], name: [per-seed values]}}``: the per-seed numbers with their
+        seeds, for a chapter's results JSON."""
+        return {m: {"seeds": list(self.seeds), **{n: self.last(m, n) for n in names}} for m in self.runs}
+
+    def table(self, names: Sequence[str], *, caption: str, label: str | None = None) -> Table:
+        """One row per method: each metric as mean ± sample std (ddof = 1) at its precision, and n."""
+        rows = []
+        for m in self.runs:
+            row = {"method": m}
+            for n in names:
+                row[f"{metric(n).words}{metric(n).unit}"] = mean_std(self.last(m, n), metric(n).precision)
+            row["runs"] = len(self.seeds)
+            rows.append(row)
+        return html_table(rows, list(rows[0]), caption=caption, label=label)
+
+
+def study(split: Split, methods: dict[str, Callable[[nn.Module], Method]], *, seeds: Sequence[int], recipe: Recipe,
+          test_each_epoch: bool = True, callbacks=()) -> Study:
+    """Train every method of ``methods`` with every seed on ``split`` under ``recipe``.
+
+    Args:
+        split: training and test data, on the device the runs use.
+        methods: ``{name: factory}``; each factory receives the built model and returns the
+            :class:`~mixuplib.train.Method` for that run.
+        seeds: the seeds, the same for every method (paired runs).
+        recipe: the :class:`~mixuplib.train.Recipe` of every run.
+        test_each_epoch: evaluate the test set after every epoch (for curves); the final test
+            logits are kept either way.
+        callbacks: passed to :func:`~mixuplib.train.train_on`.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must list distinct seeds, at least one, got {seeds!r}")
+    if not methods:
+        raise ValueError("methods must name at least one method factory, got none")
+    result = Study(split, recipe, seeds)
+    for name, factory in methods.items():
+        for seed in seeds:
+            net, history = train_on(split, factory, seed=seed, recipe=recipe, callbacks=callbacks,
+                                    test_each_epoch=test_each_epoch)
+            logits = predict(net, split.x_test).float().cpu()
+            result.runs.setdefault(name, []).append(Run(seed, history, logits))
+            if seed == seeds[0]:
+                result.models[name] = net
+    return result

@@ -1,0 +1,73 @@
+"""One study: methods × seeds on one split and recipe, compared by name and paired by seed."""
+
+import numpy as np
+import pytest
+import torch
+
+import mixuplib as mx
+from mixuplib import data
+from mixuplib.study import study
+
+RECIPE = mx.Recipe(model="mlp", model_options={"hidden": (16,)}, epochs=2, batch_size=32, lr=0.1, milestones=())
+
+
+@pytest.fixture(scope="module")
+def split():
+    return data.load("digits", ".").subset(300, 200, generator=torch.Generator().manual_seed(0))
+
+
+def test_a_study_pairs_methods_by_seed_and_keeps_test_predictions(split):
+    seen = []
+
+    def erm(net):
+        seen.append(type(net).__name__)  # factories receive the built model
+        return mx.ERM()
+
+    runs = study(split, {"ERM": erm, "same ERM": lambda net: mx.ERM(), "mixup": lambda net: mx.InputMixup(1.0)},
+                 seeds=[3, 4, 5], recipe=RECIPE)
+    assert seen == ["Sequential"] * 3 and runs.seeds == [3, 4, 5] and set(runs.models) == {"ERM", "same ERM", "mixup"}
+    assert runs.per_example("ERM", "test_error").shape == (3, 200)
+    # The final logits score what the last epoch's evaluation scored.
+    last_epoch = [r.history.last["test_error"] for r in runs.runs["ERM"]]
+    assert runs.last("ERM", "test_error") == pytest.approx(last_epoch)
+    assert runs.epochs("ERM", "test_error").shape == (3, 2)
+    twin = runs.compare("ERM", "same ERM", "test_error")  # same seed, same batches and weights: no difference
+    assert twin.difference == 0 and twin.low == 0 and twin.high == 0 and twin.within(0.1)
+    versus = runs.compare("mixup", "ERM", "test_nll")
+    assert versus.n_examples == 200 and versus.seeds == (3, 4, 5)
+    seeds_only = runs.compare("mixup", "ERM", "test_ece")
+    assert seeds_only.n_examples is None
+    record = runs.record(["test_error", "train_loss"])
+    assert record["mixup"]["seeds"] == [3, 4, 5] and len(record["mixup"]["train_loss"]) == 3
+    table = runs.table(["test_error", "test_nll"], caption="two epochs")
+    assert "<caption>two epochs</caption>" in table.html and "test error %" in table.html
+
+
+def test_a_factory_is_called_after_seeding_so_what_it_initialises_belongs_to_the_run(split):
+    # e.g. AdaMixup's discriminator or ICT's teacher: built from the model, drawn from the run's seed.
+    drawn = {}
+
+    def factory(seed):
+        def build(net):
+            drawn.setdefault(seed, []).append(float(torch.rand(())))
+            return mx.ERM()
+        return build
+
+    for seed in (0, 0, 1):
+        mx.train_on(split, factory(seed), seed=seed, recipe=RECIPE.replace(epochs=1))
+    assert drawn[0][0] == drawn[0][1] != drawn[1][0]
+
+
+def test_bad_studies_are_refused_by_name(split):
+    with pytest.raises(ValueError, match="seeds must list distinct seeds"):
+        study(split, {"ERM": lambda net: mx.ERM()}, seeds=[1, 1], recipe=RECIPE)
+    with pytest.raises(ValueError, match="methods must name at least one"):
+        study(split, {}, seeds=[1], recipe=RECIPE)
+    runs = study(split, {"ERM": lambda net: mx.ERM()}, seeds=[0], recipe=RECIPE.replace(epochs=1))
+    with pytest.raises(ValueError, match="method must be one of"):
+        runs.last("mixup", "test_error")
+    with pytest.raises(ValueError, match="has no per-example values"):
+        runs.per_example("ERM", "test_ece")
+    with pytest.raises(TypeError, match="the method factory must return a mixuplib.Method"):
+        mx.train_on(split, lambda net: None, seed=0, recipe=RECIPE)
+    assert np.isinf(runs.compare("ERM", "ERM", "test_error").high), "one seed resolves nothing"
