@@ -147,7 +147,8 @@ def seed_table(rows: dict[str, dict[str, list]], *, caption: str, label: str | N
 
 
 def glue(name: str, value) -> None:
-    """Record ``value`` for the book's prose (``{glue:text}`name```) without printing it.
+    """Record ``value`` for the book's prose (``{glue:text}`name```) without printing it; a
+    string (e.g. a comparison's verdict) reads in the sentence without quotes.
 
     Outside the book's tool chain (e.g. in Colab, without myst-nb) there is no prose to fill,
     and this does nothing.
@@ -156,4 +157,11 @@ def glue(name: str, value) -> None:
         from myst_nb import glue as myst_glue
     except ImportError:
         return
-    myst_glue(name, value, display=False)
+    myst_glue(name, _Words(value) if isinstance(value, str) else value, display=False)
+
+
+class _Words(str):
+    """Text glued into a sentence as it reads (a verdict, a model's name), without the quotes of its repr."""
+
+    def __repr__(self) -> str:
+        return str(self)
