@@ -223,8 +223,8 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
 
     ``overrides`` replace parameters of every chapter run (after the profile's own); with any,
     or with ``reader_run``, the run is a reader's (:data:`~mixuplib.claims.CHECK_ENV` is "0"):
-    findings that do not hold are marked in each chapter, and stop nothing. ``output_dir`` replaces the profile's folder
-    for the executed notebooks.
+    findings that do not hold are marked in each chapter, and stop nothing. ``output_dir``
+    replaces the profile's folder for the executed notebooks.
 
     Prints one line per chapter as it finishes (its wall time and output), then the total.
     Chapters that succeed keep their outputs even when another fails; the status is 1 if any
@@ -241,6 +241,7 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
     gpus = visible_gpus() if on_gpu else []
     if spec.get("pinned_numerics"):
         numerics.pin_environment()  # inherited by every worker and every kernel they start
+
     out_dir = (notebooks.parent / (output_dir or spec["output_dir"])).resolve()
     context = multiprocessing.get_context("spawn")
     initializer, initargs = None, ()
@@ -276,19 +277,29 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
 
 
 @contextlib.contextmanager
-def _claims_checked(own_run: bool):
-    """Mark the kernels started inside as the book's own run (``own_run``: the profile's
-    parameters unchanged), whose failing findings stop them, or as a reader's run, which
-    finishes and marks them; the caller's setting is restored afterwards."""
-    before = os.environ.get(CHECK_ENV)
-    os.environ[CHECK_ENV] = "1" if own_run else "0"
+def _environment(**changes: str | None):
+    """``os.environ`` with ``changes`` inside (``None`` removes a variable), as the caller had it
+    afterwards. Workers and the kernels they start inherit it."""
+    saved = {name: os.environ.get(name) for name in changes}
     try:
+        _put(changes)
         yield
     finally:
-        if before is None:
-            os.environ.pop(CHECK_ENV, None)
+        _put(saved)
+
+
+def _put(values: dict[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
         else:
-            os.environ[CHECK_ENV] = before
+            os.environ[name] = value
+
+
+def _claims_checked(own_run: bool):
+    """The book's own run (``own_run``: the profile's parameters unchanged), whose failing
+    findings stop its kernels, or a reader's run, which finishes and marks them."""
+    return _environment(**{CHECK_ENV: "1" if own_run else "0"})
 
 
 def _run_folder(notebooks: Path, profile: str, output_dir: str | Path | None) -> Path:
@@ -408,17 +419,6 @@ def merge_chapter(profile: str, chapter: str, *, notebooks: Path = ROOT / "noteb
     return 0
 
 
-@contextlib.contextmanager
-def _unpinned():
-    """The CPU's own numerics inside (every core, its own kernel family), as a reader's machine
-    runs a chapter: the pinned variables are removed, and put back afterwards."""
-    saved = {k: os.environ.pop(k) for k in numerics.PINNED_ENV if k in os.environ}
-    try:
-        yield
-    finally:
-        os.environ.update(saved)
-
-
 def _findings(results: Path) -> list[dict] | None:
     """The findings a chapter's results file lists, or None where the chapter did not finish."""
     return json.loads(results.read_text())["claims"] if results.exists() else None
@@ -452,25 +452,20 @@ def replicate(profile: str = "embedded", chapters: list[str] | None = None, *, n
     runs = {f"seeds + {seed_offset}": [(group, {"seeds": [s + seed_offset for s in seeds]}, profiles, jobs)
                                        for seeds, group in by_seeds.items()],
             "unpinned": [(names, {}, unpinned_profiles, 1)]}
-    before = os.environ.get(RESULTS_DIR_ENV)
-    try:
-        for run, calls in runs.items():
-            slug = run.replace(" ", "").replace("+", "plus")
-            os.environ[RESULTS_DIR_ENV] = str(folder / slug / "results")
-            with _unpinned() if run == "unpinned" else contextlib.nullcontext():
-                for group, overrides, these_profiles, at_once in calls:
-                    run_profile(profile, group, notebooks=notebooks, profiles=these_profiles, jobs=at_once,
-                                overrides=overrides, output_dir=folder / slug / "notebooks", reader_run=True)
-            for name in names:
-                found = _findings(folder / slug / "results" / f"{name}.json")
-                report[name][run] = (None if found is None else
-                                     {"held": sum(c["holds"] for c in found), "failed": [c["statement"] for c in found if not c["holds"]]})
-                report[name]["findings"] = report[name].get("findings") or (len(found) if found else None)
-    finally:
-        if before is None:
-            os.environ.pop(RESULTS_DIR_ENV, None)
-        else:
-            os.environ[RESULTS_DIR_ENV] = before
+    for run, calls in runs.items():
+        slug = run.replace(" ", "").replace("+", "plus")
+        # Unpinned: the CPU's own numerics (every core, its own kernel family), as a reader's machine has them.
+        unpin = {k: None for k in numerics.PINNED_ENV} if run == "unpinned" else {}
+        with _environment(**{RESULTS_DIR_ENV: str(folder / slug / "results")}, **unpin):
+            for group, overrides, these_profiles, at_once in calls:
+                run_profile(profile, group, notebooks=notebooks, profiles=these_profiles, jobs=at_once,
+                            overrides=overrides, output_dir=folder / slug / "notebooks", reader_run=True)
+        for name in names:
+            found = _findings(folder / slug / "results" / f"{name}.json")
+            report[name][run] = (None if found is None else
+                                 {"held": sum(c["holds"] for c in found), "failed": [c["statement"] for c in found if not c["holds"]]})
+            if found is not None:
+                report[name].setdefault("findings", len(found))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "replication.json").write_text(json.dumps(report, indent=2) + "\n")
     _print_replication(report, list(runs))

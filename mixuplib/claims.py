@@ -40,7 +40,7 @@ from typing import Sequence, Union
 
 from .stats import Comparison
 
-__all__ = ["Claim", "Claims", "ClaimFailed", "Reported", "seed_margin", "two_standard_errors", "CHECK_ENV"]
+__all__ = ["Claim", "Claims", "ClaimFailed", "Reported", "seed_margin", "CHECK_ENV"]
 
 # Set to "1" by the batch runner (the profile's own parameters) and by the test suite: the run is
 # the book's own, whose findings must hold. Any other value, or none, lets a chapter finish.
@@ -217,20 +217,6 @@ def seed_margin(*groups: Sequence[Number], floor: float = 0.0) -> float:
 
     _check_margin(floor, "floor")
     return max([float(floor)] + [float(np.std(g, ddof=1)) for g in groups if len(g) > 1])
-
-
-def two_standard_errors(a: Sequence[Number], b: Sequence[Number], *, floor: float = 0.0) -> float:
-    """A tie's tolerance: twice the standard error of the difference of the means of the
-    per-seed values ``a`` and ``b`` (sample variances, ddof = 1), at least ``floor``.
-
-    With fewer than two runs in either group there is no standard error, and ``floor`` is returned.
-    """
-    import numpy as np
-
-    _check_margin(floor, "floor")
-    if len(a) < 2 or len(b) < 2:
-        return float(floor)
-    return max(float(floor), 2 * float(np.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))))
 
 
 def _check_margin(margin, name: str = "margin") -> None:

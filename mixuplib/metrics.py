@@ -1,5 +1,5 @@
 """Metrics computed from logits: error, negative log-likelihood, calibration; and the registry
-:data:`METRICS` of the metrics chapters compare (unit, precision, direction, per-example form)."""
+:data:`METRICS` of the metrics chapters compare (unit, precision, per-example form)."""
 
 from __future__ import annotations
 
@@ -105,7 +105,6 @@ class Metric:
         words: the metric in a sentence, e.g. ``"test error"``.
         unit: printed after a value, e.g. ``" %"`` (empty for none).
         precision: decimals printed.
-        lower_is_better: the direction in which a method is better.
         per_example: ``(logits (N, K), labels (N,)) -> (N,)`` whose mean is the metric, for a
             metric measured on a finite test set, so that intervals can cover the test
             examples (:func:`mixuplib.stats.paired`); ``None`` for one number per run (ECE,
@@ -115,15 +114,14 @@ class Metric:
     words: str
     unit: str
     precision: int
-    lower_is_better: bool = True
     per_example: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None
 
 
 METRICS: dict[str, Metric] = {
-    "test_error": Metric("test error", " %", 2, True, per_example_error),
-    "test_nll": Metric("test NLL", "", 3, True, per_example_nll),
-    "test_ece": Metric("test ECE", " %", 2, True),
-    "train_loss": Metric("training loss", "", 3, True),
+    "test_error": Metric("test error", " %", 2, per_example_error),
+    "test_nll": Metric("test NLL", "", 3, per_example_nll),
+    "test_ece": Metric("test ECE", " %", 2),
+    "train_loss": Metric("training loss", "", 3),
 }
 
 

@@ -27,7 +27,7 @@ from torch import nn
 from .data import Split
 from .metrics import METRICS, classification_metrics, metric
 from .models import predict
-from .results import Table, mean_std, html_table
+from .results import Table, seed_table
 from .stats import Comparison, paired
 from .train import History, Method, Recipe, train_on
 
@@ -103,16 +103,12 @@ class Study:
         return {m: {"seeds": list(self.seeds), **{n: self.last(m, n) for n in names}} for m in self.runs}
 
     def table(self, names: Sequence[str], *, caption: str, label: str | None = None) -> Table:
-        """One row per method: each metric as mean ± sample std (ddof = 1) at its precision, and n."""
-        rows = []
-        for m in self.runs:
-            row = {"method": m}
-            for n in names:
-                row[f"{metric(n).words}{metric(n).unit}"] = mean_std(self.last(m, n), metric(n).precision)
-            row["runs"] = len(self.seeds)
-            rows.append(row)
-        return html_table(rows, list(rows[0]), caption=caption, label=label)
-
+        """One row per method: each metric as mean ± sample std (ddof = 1) at its precision, and n
+        (:func:`~mixuplib.results.seed_table`)."""
+        heading = {n: f"{metric(n).words}{metric(n).unit}" for n in names}
+        rows = {m: {heading[n]: self.last(m, n) for n in names} for m in self.runs}
+        return seed_table(rows, caption=caption, label=label,
+                          precisions={heading[n]: metric(n).precision for n in names})
 
 def study(split: Split, methods: dict[str, Callable[[nn.Module], Method]], *, seeds: Sequence[int], recipe: Recipe,
           test_each_epoch: bool = True, callbacks=()) -> Study:
