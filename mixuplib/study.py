@@ -36,11 +36,13 @@ __all__ = ["Run", "Study", "study"]
 
 @dataclass
 class Run:
-    """One trained run: its seed, per-epoch history and final test logits ``(N, K)`` (CPU, float32)."""
+    """One trained run: its seed, per-epoch history, final test logits ``(N, K)`` (CPU, float32),
+    and its trained model where the study keeps every model (``keep_models=True``)."""
 
     seed: int
     history: History
     test_logits: torch.Tensor
+    model: nn.Module | None = None
 
 
 @dataclass
@@ -86,6 +88,13 @@ class Study:
             return [classification_metrics(run.test_logits, labels)[key] for run in self._runs(method)]
         return [float(run.history.last[name]) for run in self._runs(method)]
 
+    def trained(self, method: str) -> list[nn.Module]:
+        """``method``'s trained models, one per seed in seed order (needs ``keep_models=True``)."""
+        models = [run.model for run in self._runs(method)]
+        if any(m is None for m in models):
+            raise ValueError("trained needs every run's model: call study(..., keep_models=True)")
+        return models
+
     def epochs(self, method: str, name: str) -> np.ndarray:
         """``(seeds, epochs)``: the metric ``name`` after every epoch, from the histories."""
         return np.array([run.history.column(name) for run in self._runs(method)], dtype=float)
@@ -111,7 +120,7 @@ class Study:
                           precisions={heading[n]: metric(n).precision for n in names})
 
 def study(split: Split, methods: dict[str, Callable[[nn.Module], Method]], *, seeds: Sequence[int], recipe: Recipe,
-          test_each_epoch: bool = True, callbacks=()) -> Study:
+          test_each_epoch: bool = True, keep_models: bool = False, callbacks=()) -> Study:
     """Train every method of ``methods`` with every seed on ``split`` under ``recipe``.
 
     Args:
@@ -122,6 +131,8 @@ def study(split: Split, methods: dict[str, Callable[[nn.Module], Method]], *, se
         recipe: the :class:`~mixuplib.train.Recipe` of every run.
         test_each_epoch: evaluate the test set after every epoch (for curves); the final test
             logits are kept either way.
+        keep_models: keep every run's trained model (:meth:`Study.trained`), e.g. to attack each
+            seed's network; otherwise only the first seed's (``Study.models``).
         callbacks: passed to :func:`~mixuplib.train.train_on`.
     """
     seeds = [int(s) for s in seeds]
@@ -135,7 +146,7 @@ def study(split: Split, methods: dict[str, Callable[[nn.Module], Method]], *, se
             net, history = train_on(split, factory, seed=seed, recipe=recipe, callbacks=callbacks,
                                     test_each_epoch=test_each_epoch)
             logits = predict(net, split.x_test).float().cpu()
-            result.runs.setdefault(name, []).append(Run(seed, history, logits))
+            result.runs.setdefault(name, []).append(Run(seed, history, logits, net if keep_models else None))
             if seed == seeds[0]:
                 result.models[name] = net
     return result

@@ -43,6 +43,17 @@ def test_a_study_pairs_methods_by_seed_and_keeps_test_predictions(split):
     assert "<caption>two epochs</caption>" in table.html and "test error %" in table.html
 
 
+def test_a_study_keeps_every_seeds_model_only_when_asked(split):
+    runs = study(split, {"ERM": lambda net: mx.ERM()}, seeds=[0, 1], recipe=RECIPE.replace(epochs=1), keep_models=True)
+    nets = runs.trained("ERM")
+    assert len(nets) == 2 and nets[0] is runs.models["ERM"] and nets[0] is not nets[1]
+    # Each kept model is the run's final one: it predicts the logits the run was scored on.
+    assert torch.equal(mx.predict(nets[1], split.x_test).float(), runs.runs["ERM"][1].test_logits)
+    lean = study(split, {"ERM": lambda net: mx.ERM()}, seeds=[0], recipe=RECIPE.replace(epochs=1))
+    with pytest.raises(ValueError, match="keep_models=True"):
+        lean.trained("ERM")
+
+
 def test_a_factory_is_called_after_seeding_so_what_it_initialises_belongs_to_the_run(split):
     # e.g. AdaMixup's discriminator or ICT's teacher: built from the model, drawn from the run's seed.
     drawn = {}
