@@ -205,6 +205,8 @@ def run_jobs(jobs: list[Job], executor, execute: Callable[[Path, Path, dict], fl
 def _merge(items: list[tuple[str, int, object]], path: list[str], configuration: frozenset, per_seed: list):
     """Merge the values at ``path``, one ``(shard, its seed count, value)`` per shard holding it."""
     values = [value for _, _, value in items]
+    if all(isinstance(value, dict) and isinstance(value.get("seeds"), list) for value in values):
+        return _merge_seed_record(items, path, per_seed)
     if all(isinstance(value, dict) for value in values):
         keys = dict.fromkeys(key for value in values for key in value)
         return {key: _merge([(s, n, v[key]) for s, n, v in items if key in v], path + [key], configuration, per_seed)
@@ -220,11 +222,36 @@ def _merge(items: list[tuple[str, int, object]], path: list[str], configuration:
     return first
 
 
+def _merge_seed_record(items: list[tuple[str, int, dict]], path: list[str], per_seed: list) -> dict:
+    """Merge typed per-seed records (``{"seeds": [...], name: [one value per seed], ...}``, as
+    :meth:`mixuplib.study.Study.record` writes them): every list as long as its record's seeds
+    concatenates in shard order, with the seeds; anything else must agree."""
+    merged: dict = {"seeds": [seed for _, _, value in items for seed in value["seeds"]]}
+    for key in dict.fromkeys(key for _, _, value in items for key in value if key != "seeds"):
+        held = [(shard, value) for shard, _, value in items if key in value]
+        if len(held) != len(items):
+            raise ValueError(f"cannot merge: {'/'.join(path + [key])} is missing from shards "
+                             f"{[shard for shard, _, value in items if key not in value]}")
+        if all(isinstance(v[key], list) and len(v[key]) == len(v["seeds"]) for _, v in held):
+            per_seed.append(path[1:] + [key])
+            merged[key] = [x for _, v in held for x in v[key]]
+            continue
+        first_shard, first = held[0][0], held[0][1][key]
+        for shard, value in held[1:]:
+            if value[key] != first:
+                raise ValueError(f"cannot merge: the shards disagree on {'/'.join(path + [key])}: "
+                                 f"{first_shard} has {first!r:.80}, {shard} has {value[key]!r:.80}")
+        merged[key] = first
+    return merged
+
+
 def merge_records(records: dict[str, dict], configuration: Sequence[str] = ()) -> dict:
     """One chapter record from its shards' records (``{shard name: record}``, in seed order).
 
-    In ``numbers``, dicts merge key by key; a list with as many entries as its shard has seeds
-    holds per-seed values and the shards' lists concatenate in shard order; anything else (a
+    In ``numbers``, a typed per-seed record (a dict with its own ``"seeds"`` list, as
+    :meth:`mixuplib.study.Study.record` writes it) concatenates its per-seed lists and its seeds
+    in shard order. Other dicts merge key by key; a list with as many entries as its shard has
+    seeds holds per-seed values and the shards' lists concatenate in shard order; anything else (a
     scalar, a list of another length, or a list under a name in ``configuration``, the
     chapter's parameter names, such as a one-element ``milestones``) must be equal in every
     shard and stays, and a disagreement raises ``ValueError`` naming its key path. The other

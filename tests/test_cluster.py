@@ -86,6 +86,19 @@ def test_merge_concatenates_per_seed_lists_and_keeps_shared_values():
     assert "err / a" in table.text and "2.00 ± 1.41" in table.text and "curve" not in table.text
 
 
+def test_merge_concatenates_typed_per_seed_records_with_their_seeds():
+    # A shard of two seeds beside one of one: a typed record says which lists are per seed, so a
+    # two-entry list that is not per seed (a grid) is kept, not concatenated.
+    first = {"runs": {"ERM": {"seeds": [0, 1], "test_error": [1.0, 2.0], "grid": [0.5]}}}
+    second = {"runs": {"ERM": {"seeds": [2], "test_error": [3.0], "grid": [0.5]}}}
+    merged = cluster.merge_records({"a": record([0, 1], first), "b": record([2], second)})
+    assert merged["numbers"]["runs"]["ERM"] == {"seeds": [0, 1, 2], "test_error": [1.0, 2.0, 3.0], "grid": [0.5]}
+    assert ["runs", "ERM", "test_error"] in merged["per_seed"]
+    with pytest.raises(ValueError, match="numbers/runs/ERM/test_nll is missing from shards"):
+        cluster.merge_records({"a": record([0], {"runs": {"ERM": {"seeds": [0], "test_nll": [1.0]}}}),
+                               "b": record([1], {"runs": {"ERM": {"seeds": [1]}}})})
+
+
 @pytest.mark.parametrize("first, second, path", [
     ({"epochs": 3}, {"epochs": 4}, "numbers/epochs"),
     ({"grid": [0.1, 0.2]}, {"grid": [0.1, 0.3]}, "numbers/grid"),
