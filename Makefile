@@ -44,4 +44,4 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_mixup.py
 
 clean:
-	rm -rf _build runs
+	rm -rf _build runs .cache/runs

@@ -8,6 +8,8 @@
 - Claims are enforced (mixuplib.claims.CHECK_ENV): nbval re-executes the book's own run, whose
   findings must hold.
 - nbval re-executions write their results JSON outside the repository.
+- Finished runs are cached in .cache/runs (mixuplib.runcache), as the runner caches them: a run
+  one chapter trained, another loads.
 """
 
 import importlib.util
@@ -22,6 +24,7 @@ _spec.loader.exec_module(_numerics)
 _numerics.pin_environment()
 os.environ["MIXUPLIB_CHECK_CLAIMS"] = "1"
 os.environ.setdefault("MIXUPLIB_RESULTS_DIR", tempfile.mkdtemp(prefix="mixuplib-results-"))
+os.environ.setdefault("MIXUPLIB_RUN_CACHE", str(Path(__file__).parent / ".cache" / "runs"))
 
 # A chapter being executed by the runner lives in a hidden file next to it until it succeeds.
 collect_ignore_glob = ["notebooks/.*"]

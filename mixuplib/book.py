@@ -43,7 +43,7 @@ from pathlib import Path
 
 import yaml
 
-from . import cluster, numerics
+from . import cluster, numerics, runcache
 from .claims import CHECK_ENV
 from .results import RESULTS_DIR_ENV
 
@@ -536,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, spec in load_profiles().items():
             print(f"{name:10s} {spec['description']}")
         return 0
+    # Runs already trained here (by another chapter, or an earlier run) are loaded, not retrained.
+    os.environ.setdefault(runcache.CACHE_ENV, str(ROOT / ".cache" / "runs"))
     output_dir = Path(args.output_dir).resolve() if args.output_dir else None
     if args.command == "merge":
         return merge_chapter(args.profile, args.chapter, output_dir=output_dir)

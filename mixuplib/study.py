@@ -29,7 +29,8 @@ from .metrics import METRICS, classification_metrics, metric
 from .models import predict
 from .results import Table, seed_table
 from .stats import Comparison, paired
-from .train import History, Method, Recipe, train_on
+from . import runcache
+from .train import History, Method, Recipe, fit, prepare_run
 
 __all__ = ["Run", "Study", "study"]
 
@@ -133,20 +134,57 @@ def study(split: Split, methods: dict[str, Callable[[nn.Module], Method]], *, se
             logits are kept either way.
         keep_models: keep every run's trained model (:meth:`Study.trained`), e.g. to attack each
             seed's network; otherwise only the first seed's (``Study.models``).
-        callbacks: passed to :func:`~mixuplib.train.train_on`.
+        callbacks: passed to :func:`~mixuplib.train.fit`; a study with callbacks is never cached.
+
+    With ``MIXUPLIB_RUN_CACHE`` set (the book's runner and test suite set it), a run that was
+    already trained with the same data, initial weights, method, recipe, seed and numerics is
+    loaded instead of trained again (:mod:`mixuplib.runcache`); the results are the same bytes.
     """
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must list distinct seeds, at least one, got {seeds!r}")
     if not methods:
         raise ValueError("methods must name at least one method factory, got none")
+    cache = runcache.from_environment() if not callbacks else None
+    todo, trained = [(name, seed) for name in methods for seed in seeds], {}
+    # First pass: skip a run another process is training (a chapter beside this one); then wait for it.
+    for wait in (False, True):
+        later = []
+        for name, seed in todo:
+            try:
+                trained[name, seed] = _run(split, methods[name], seed, recipe, test_each_epoch, callbacks, cache, wait)
+            except runcache.Busy:
+                later.append((name, seed))
+        todo = later
     result = Study(split, recipe, seeds)
-    for name, factory in methods.items():
+    for name in methods:
         for seed in seeds:
-            net, history = train_on(split, factory, seed=seed, recipe=recipe, callbacks=callbacks,
-                                    test_each_epoch=test_each_epoch)
+            net, history, _ = trained[name, seed]
             logits = predict(net, split.x_test).float().cpu()
             result.runs.setdefault(name, []).append(Run(seed, history, logits, net if keep_models else None))
             if seed == seeds[0]:
                 result.models[name] = net
+    # The random state of the last run in order, whichever ran last, so later draws do not depend on the order.
+    runcache.set_random_state(trained[list(methods)[-1], seeds[-1]][2])
     return result
+
+
+def _run(split: Split, factory, seed: int, recipe: Recipe, test_each_epoch: bool, callbacks, cache, wait: bool):
+    """``(model, history, random state at its end)`` of one run, trained, or loaded from ``cache``."""
+    net, method, batches = prepare_run(split, factory, seed=seed, recipe=recipe)
+    tensors = (split.x_train, split.y_train, split.x_test, split.y_test)
+    key = cache and runcache.run_key(tensors, net, method, seed=seed, recipe=recipe, test_each_epoch=test_each_epoch)
+    test = (split.x_test, split.y_test) if test_each_epoch else None
+
+    def train() -> History:
+        return fit(net, method, batches, test, recipe.config(seed), callbacks=callbacks)
+
+    if not key:
+        history = train()
+        return net, history, runcache.random_state()
+    with cache.hold(key, wait=wait):
+        records = cache.load(key, net, method)
+        if records is None:
+            records = train().records
+            cache.store(key, net, method, records)
+    return net, History(records), runcache.random_state()

@@ -27,7 +27,7 @@ from .data import Split
 from .metrics import classification_metrics
 from .models import predict
 
-__all__ = ["seed_everything", "in_colab", "Method", "ERM", "Schedule", "TrainConfig", "Recipe", "History", "fit", "train_on", "evaluate", "epoch_generator"]
+__all__ = ["seed_everything", "in_colab", "Method", "ERM", "Schedule", "TrainConfig", "Recipe", "History", "fit", "prepare_run", "train_on", "evaluate", "epoch_generator"]
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:
@@ -334,19 +334,16 @@ def fit(model: nn.Module, method: Method, train: Callable[[torch.Generator], Ite
     return run.history
 
 
-def train_on(split: Split, method: Method | Callable[[nn.Module], Method], *, seed: int, recipe: Recipe, callbacks=(),
-             checkpoint: str | None = None, test_each_epoch: bool = True) -> tuple[nn.Sequential, History]:
-    """One run of ``recipe``: seed, build ``recipe.model`` for ``split``, train it with ``method``.
+def prepare_run(split: Split, method: Method | Callable[[nn.Module], Method], *, seed: int,
+                recipe: Recipe) -> tuple[nn.Sequential, Method, TensorBatches]:
+    """Everything a run of ``recipe`` starts from: seed, build ``recipe.model`` for ``split``, make the method.
 
     ``method`` is a :class:`Method`, or a factory that receives the built model and returns one
     (so e.g. ICT's teacher or AdaMixup's discriminator takes its shape from the model); the
     factory is called after seeding, so whatever it initialises belongs to the run's seed.
-
-    The chapters' one call per experiment. The model is created on ``split``'s device and in
-    its input dtype; batches of ``recipe.batch_size`` are drawn from ``split``'s training set
-    (with the CIFAR crop-and-flip when ``recipe.augment``), and the test set is evaluated after
-    every epoch unless ``test_each_epoch`` is False (a run scored only at its end saves the time;
-    its weights are the same). Returns ``(model, history)``.
+    Returns ``(model, method, batches)``: the model on ``split``'s device and in its input
+    dtype, and batches of ``recipe.batch_size`` from ``split``'s training set (with the CIFAR
+    crop-and-flip when ``recipe.augment``).
     """
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a mixuplib.Recipe, got {type(recipe).__name__}")
@@ -362,6 +359,18 @@ def train_on(split: Split, method: Method | Callable[[nn.Module], Method], *, se
             raise TypeError(f"the method factory must return a mixuplib.Method, got {type(method).__name__}")
     batches = TensorBatches(split.x_train, split.y_train, recipe.batch_size, drop_last=True,
                             augment=random_crop_flip if recipe.augment else None)
+    return net, method, batches
+
+
+def train_on(split: Split, method: Method | Callable[[nn.Module], Method], *, seed: int, recipe: Recipe, callbacks=(),
+             checkpoint: str | None = None, test_each_epoch: bool = True) -> tuple[nn.Sequential, History]:
+    """One run of ``recipe``: seed, build ``recipe.model`` for ``split``, train it with ``method``
+    (a :class:`Method` or a factory of one, see :func:`prepare_run`).
+
+    The test set is evaluated after every epoch unless ``test_each_epoch`` is False (a run
+    scored only at its end saves the time; its weights are the same). Returns ``(model, history)``.
+    """
+    net, method, batches = prepare_run(split, method, seed=seed, recipe=recipe)
     test = (split.x_test, split.y_test) if test_each_epoch else None
     history = fit(net, method, batches, test, recipe.config(seed, checkpoint), callbacks=callbacks)
     return net, history
