@@ -32,7 +32,7 @@ if _os.environ.get("MIXUPLIB_PINNED_NUMERICS") == "1":
         pass
 
 from .chapter import Chapter, Published
-from .claims import ClaimFailed, Claims, seed_margin
+from .claims import ClaimFailed, Claims
 from .input_mixup import CutMix, InputMixup
 from .losses import mixup_cross_entropy, soft_cross_entropy, soft_targets
 from .mixing import MixedBatch, cutmix, mixup, sample_lambda
@@ -47,6 +47,6 @@ __all__ = [
     "MixedBatch", "sample_lambda", "mixup", "cutmix",
     "soft_targets", "soft_cross_entropy", "mixup_cross_entropy",
     "seed_everything", "Method", "ERM", "TrainConfig", "Recipe", "History", "fit", "train_on", "predict", "evaluate",
-    "InputMixup", "CutMix", "Claims", "ClaimFailed", "seed_margin", "Chapter", "Published", "Comparison", "paired",
+    "InputMixup", "CutMix", "Claims", "ClaimFailed", "Chapter", "Published", "Comparison", "paired",
     "Study", "study",
 ]

@@ -224,7 +224,9 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
     ``overrides`` replace parameters of every chapter run (after the profile's own); with any,
     or with ``reader_run``, the run is a reader's (:data:`~mixuplib.claims.CHECK_ENV` is "0"):
     findings that do not hold are marked in each chapter, and stop nothing. ``output_dir``
-    replaces the profile's folder for the executed notebooks.
+    replaces the profile's folder for the executed notebooks, and their results JSON goes to
+    ``<output_dir>/results`` (unless ``MIXUPLIB_RESULTS_DIR`` names a folder), so a reader's run
+    never overwrites the book's own results.
 
     Prints one line per chapter as it finishes (its wall time and output), then the total.
     Chapters that succeed keep their outputs even when another fails; the status is 1 if any
@@ -252,8 +254,10 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
         initializer, initargs = _worker_takes_gpu, (queue,)
     started, total, failed = time.perf_counter(), 0.0, []
     jobs = min(jobs, len(names))
-    with _claims_checked(not overrides and not reader_run), ProcessPoolExecutor(max_workers=jobs, mp_context=context,
-                                                            initializer=initializer, initargs=initargs) as pool:
+    # A run into another folder (a reader's, the replication's) writes its results beside its notebooks.
+    results_here = {RESULTS_DIR_ENV: str(out_dir / "results")} if output_dir and not os.environ.get(RESULTS_DIR_ENV) else {}
+    with _claims_checked(not overrides and not reader_run), _environment(**results_here), \
+            ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=initializer, initargs=initargs) as pool:
         futures = {}
         for name in names:
             parameters = _parameters(spec, name, overrides)

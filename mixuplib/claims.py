@@ -28,8 +28,9 @@ each finding that does not hold and says at its top how many and why that can ha
 
 A finding between two methods rests on a :class:`~mixuplib.stats.Comparison`, a paired 95 %
 interval over seeds (and test images); a tie is only an equivalence within ``±delta``, with
-``delta`` fixed before the run. The older margin checks compare means of per-seed values;
-their evidence prints mean, sample standard deviation (ddof = 1) and n.
+``delta`` fixed before the run. The direct checks compare one number (or the mean of per-seed
+values) with a bound whose source the chapter states; their evidence prints mean, sample
+standard deviation (ddof = 1) and n.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import Sequence, Union
 
 from .stats import Comparison
 
-__all__ = ["Claim", "Claims", "ClaimFailed", "Reported", "seed_margin", "CHECK_ENV"]
+__all__ = ["Claim", "Claims", "ClaimFailed", "Reported", "CHECK_ENV"]
 
 # Set to "1" by the batch runner (the profile's own parameters) and by the test suite: the run is
 # the book's own, whose findings must hold. Any other value, or none, lets a chapter finish.
@@ -205,18 +206,6 @@ class Claims:
     def reported_list(self) -> list[dict]:
         """The reported comparisons as plain dicts, for a chapter's results JSON."""
         return [asdict(r) for r in self.reported]
-
-
-def seed_margin(*groups: Sequence[Number], floor: float = 0.0) -> float:
-    """A claim's margin: the largest sample std (ddof = 1) of the per-seed ``groups``, at least ``floor``.
-
-    A difference beyond it counts as a finding; one within it is a tie up to the seed spread.
-    A group of one run has no spread and adds nothing.
-    """
-    import numpy as np
-
-    _check_margin(floor, "floor")
-    return max([float(floor)] + [float(np.std(g, ddof=1)) for g in groups if len(g) > 1])
 
 
 def _check_margin(margin, name: str = "margin") -> None:

@@ -257,13 +257,14 @@ def merge_records(records: dict[str, dict], configuration: Sequence[str] = ()) -
     shard and stays, and a disagreement raises ``ValueError`` naming its key path. The other
     fields (chapter, profile, device, environment) must agree the same way: one record is one
     experiment. ``seeds`` are the shards' seeds in order, ``n_runs`` their sum; each shard's
-    claims, checked on its own seeds only, are kept under ``shard_claims``, and ``per_seed``
+    claims, checked on its own seeds only, are kept under ``shard_claims`` (its reported
+    comparisons under ``shard_comparisons``), and ``per_seed``
     lists the key paths that were concatenated, for :func:`render_summary`.
     """
     if not records:
         raise ValueError("merge_records needs at least one shard record, got none")
     configuration, per_seed = frozenset(configuration), []
-    shared = ("seeds", "n_runs", "claims", "numbers")
+    shared = ("seeds", "n_runs", "claims", "comparisons", "numbers")
     merged = _merge([(s, -1, {k: v for k, v in r.items() if k not in shared}) for s, r in records.items()],
                     ["record"], configuration, per_seed)
     merged["numbers"] = _merge([(s, len(r["seeds"]), r["numbers"]) for s, r in records.items()], ["numbers"],
@@ -271,6 +272,8 @@ def merge_records(records: dict[str, dict], configuration: Sequence[str] = ()) -
     merged.update(seeds=list(dict.fromkeys(seed for r in records.values() for seed in r["seeds"])),
                   n_runs=sum(r["n_runs"] for r in records.values()), claims=[],
                   shard_claims={s: r["claims"] for s, r in records.items()}, shards=list(records), per_seed=per_seed)
+    if any("comparisons" in r for r in records.values()):  # reported verdicts, like claims, hold for a shard's seeds
+        merged["shard_comparisons"] = {s: r.get("comparisons", []) for s, r in records.items()}
     return merged
 
 

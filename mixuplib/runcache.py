@@ -79,9 +79,12 @@ def run_key(split_tensors, model: nn.Module, method: nn.Module, *, seed: int, re
         _tensor_bytes(digest, tensor)
     for module in (model, method):
         digest.update(repr(module).encode())
-        for name, tensor in module.state_dict().items():
+        for name, value in module.state_dict().items():
             digest.update(name.encode())
-            _tensor_bytes(digest, tensor)
+            if isinstance(value, torch.Tensor):
+                _tensor_bytes(digest, value)
+            else:  # a module's _extra_state (e.g. ICT's and MixMatch's schedules)
+                digest.update(repr(value).encode())
     plain = {k: v for k, v in vars(method).items() if not k.startswith("_") and k != "training"}
     digest.update(repr(sorted(plain.items(), key=lambda item: item[0])).encode())
     for cls in type(method).__mro__:

@@ -199,6 +199,17 @@ def test_runner_cli_overrides_parameters_and_output_dir(tmp_path, monkeypatch):
         book.main(["run", "--profile", "test", "--set", "not a name=1"])
 
 
+def test_a_run_into_another_folder_writes_its_results_there(tmp_path, monkeypatch):
+    # e.g. a reader's --set run with --output-dir: the book's own results/embedded stays as it was
+    tiny_notebook(tmp_path / "ch.ipynb", "import os\nprint(os.environ.get('MIXUPLIB_RESULTS_DIR'))")
+    monkeypatch.delenv("MIXUPLIB_RESULTS_DIR", raising=False)
+    assert book.run_profile("test", notebooks=tmp_path, profiles=profiles_for(tmp_path, ch={}), overrides={"value": 2},
+                            output_dir=tmp_path / "elsewhere") == 0
+    out = nbformat.read(tmp_path / "elsewhere" / "ch.ipynb", as_version=4)
+    assert out.cells[-1].outputs[0].text == f"{tmp_path / 'elsewhere' / 'results'}\n"
+    assert "MIXUPLIB_RESULTS_DIR" not in os.environ, "the caller's environment is restored"
+
+
 def test_replicate_counts_the_findings_that_hold_with_other_seeds_and_unpinned(tmp_path, capsys, monkeypatch):
     """Both runs are readers': the chapter finishes, and the table counts what held in each."""
     monkeypatch.setenv("MIXUPLIB_RESULTS_DIR", str(tmp_path / "unused"))

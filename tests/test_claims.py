@@ -2,7 +2,7 @@
 
 import pytest
 
-from mixuplib.claims import ClaimFailed, Claims, seed_margin
+from mixuplib.claims import ClaimFailed, Claims
 
 
 def test_comparisons_use_means_and_print_the_spread(capsys):
@@ -43,14 +43,6 @@ def test_bad_claims_are_refused():
         claims.below("x", 1, 2, margin=-1)
     with pytest.raises(ValueError, match="at least one value"):
         claims.below("y", [], 2)
-
-
-def test_seed_margin_is_the_largest_sample_std_with_a_floor():
-    assert seed_margin([1.0, 2.0, 3.0], [5.0, 5.0, 5.0]) == 1.0
-    assert seed_margin([1.0, 1.0], floor=0.5) == 0.5
-    assert seed_margin([4.0], floor=0.2) == 0.2  # one run has no spread
-    with pytest.raises(ValueError, match="floor must be a finite number >= 0"):
-        seed_margin([1.0, 2.0], floor=-1.0)
 
 
 def test_findings_assert_what_a_paired_interval_shows(capsys):

@@ -58,11 +58,16 @@ def test_shards_fail_rerun_merge_and_render(tmp_path, monkeypatch, capsys):
     assert merged["seeds"] == [0, 1, 2, 3] and merged["n_runs"] == 4 and merged["shards"] == [f"seed{s}" for s in range(4)]
     per_seed = merged["numbers"]["memorization"]["random labels"]["test_error"]
     assert per_seed == [r["numbers"]["memorization"]["random labels"]["test_error"][0] for r in records]
-    assert merged["numbers"]["toy"] == records[0]["numbers"]["toy"], "the toy runs on its own seeds: one copy"
+    # the toy's seeds derive from each shard's seeds: its typed per-seed records concatenate, seeds included
+    toy = merged["numbers"]["toy"]["ERM"]
+    assert toy["seeds"] == [s for r in records for s in r["numbers"]["toy"]["ERM"]["seeds"]]
+    assert len(set(toy["seeds"])) == len(toy["seeds"]) == len(toy["test_error"])
     assert merged["shard_claims"] == {f"seed{s}": r["claims"] for s, r in enumerate(records)}
     page = (run / f"{CHAPTER}.merged.html").read_text()
     assert "(n = 4)</caption>" in page and "memorization / random labels / test_error" in page
-    assert page.count("<td>4</td>") == len(merged["per_seed"])
+    # one row per per-seed number: n = 4 for the memorisation, 4 shards x 5 toy seeds for the toy
+    toy_rows = sum(path[0] == "toy" for path in merged["per_seed"])
+    assert page.count("<td>4</td>") == len(merged["per_seed"]) - toy_rows and page.count("<td>20</td>") == toy_rows
 
 
 def record(seeds, numbers, **fields):
@@ -81,6 +86,9 @@ def test_merge_concatenates_per_seed_lists_and_keeps_shared_values():
                                  "grid": [0.1, 0.2], "milestones": [5], "only_here": {"x": [7.0]}}
     assert merged["seeds"] == [0, 1] and merged["n_runs"] == 2 and merged["claims"] == []
     assert merged["shard_claims"]["seed1"] == [{"statement": "seeds [1]", "holds": True}]
+    assert "shard_comparisons" not in merged, "no shard reported any"
+    verdicts = {f"seed{s}": record([s], {}, comparisons=[{"statement": "a vs b", "verdict": f"seed {s}"}]) for s in (0, 1)}
+    assert cluster.merge_records(verdicts)["shard_comparisons"]["seed1"] == [{"statement": "a vs b", "verdict": "seed 1"}]
     assert merged["per_seed"] == [["err", "a"], ["err", "b"], ["curve"], ["only_here", "x"]]
     table = cluster.render_summary(merged)
     assert "err / a" in table.text and "2.00 ± 1.41" in table.text and "curve" not in table.text

@@ -69,3 +69,15 @@ def test_a_method_whose_class_has_no_source_is_never_cached(split):
     tensors = (split.x_train, split.y_train, split.x_test, split.y_test)
     assert runcache.run_key(tensors, net, Nameless(), seed=0, recipe=RECIPE, test_each_epoch=True) is None
     assert runcache.run_key(tensors, net, mx.ERM(), seed=0, recipe=RECIPE, test_each_epoch=True) is not None
+
+
+def test_a_method_with_extra_state_beside_its_tensors_has_a_key(split):
+    class Scheduled(mx.ERM):  # like ICT and MixMatch: a non-tensor _extra_state in the state_dict
+        def get_extra_state(self):
+            return {"step": 3}
+
+        def set_extra_state(self, state):
+            pass
+
+    tensors = (split.x_train, split.y_train, split.x_test, split.y_test)
+    assert runcache.run_key(tensors, torch.nn.Linear(2, 2), Scheduled(), seed=0, recipe=RECIPE, test_each_epoch=True)
