@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -28,16 +27,6 @@ def fingerprint(tensor_or_array) -> str:
 
     array = tensor_or_array.detach().cpu().numpy() if hasattr(tensor_or_array, "detach") else np.asarray(tensor_or_array)
     return hashlib.sha256(array.tobytes()).hexdigest()[:16]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def probe(data_root: str, source: str) -> dict:
@@ -55,7 +44,7 @@ def probe(data_root: str, source: str) -> dict:
     singular = np.linalg.svd(np.random.default_rng(0).standard_normal((300, 50)), compute_uv=False)
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     return {
-        "cpu": cpu_name(),
+        "cpu": numerics.cpu_name(),
         "has_avx512f": " avx512f" in flags,
         "numerics": numerics.describe(),
         "torch": torch.__version__,

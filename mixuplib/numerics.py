@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from typing import MutableMapping
 
-__all__ = ["PINNED_ENV", "pin_environment", "is_pinned", "describe"]
+__all__ = ["PINNED_ENV", "pin_environment", "is_pinned", "describe", "cpu_name"]
 
 PINNED_ENV: dict[str, str] = {
     # One thread everywhere: reductions in one fixed order, and one busy process per core.
@@ -79,3 +79,18 @@ def describe() -> dict:
         "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "environment": {k: os.environ.get(k) for k in PINNED_ENV if k != "PYDEVD_DISABLE_FILE_VALIDATION"},
     }
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``, else :func:`platform.processor`): machines of
+    different vendors give different bytes under the same pins (README, "Same bytes")."""
+    import platform
+    from pathlib import Path
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

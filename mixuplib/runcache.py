@@ -30,7 +30,6 @@ import fcntl
 import hashlib
 import inspect
 import os
-import platform
 import random
 from pathlib import Path
 
@@ -57,16 +56,6 @@ def _tensor_bytes(digest, tensor: torch.Tensor) -> None:
 def _library_source() -> bytes:
     folder = Path(__file__).parent
     return b"".join(path.read_bytes() for path in sorted(folder.glob("*.py")))
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def run_key(split_tensors, model: nn.Module, method: nn.Module, *, seed: int, recipe, test_each_epoch: bool) -> str | None:
@@ -97,7 +86,7 @@ def run_key(split_tensors, model: nn.Module, method: nn.Module, *, seed: int, re
     digest.update(repr(recipe).encode())
     digest.update(f"seed={seed} test_each_epoch={test_each_epoch} torch={torch.__version__}".encode())
     digest.update(repr(numerics.describe()).encode())
-    digest.update(_cpu_model().encode())
+    digest.update(numerics.cpu_name().encode())
     digest.update(_library_source())
     return digest.hexdigest()[:32]
 
