@@ -100,6 +100,16 @@ class Study:
         """``(seeds, epochs)``: the metric ``name`` after every epoch, from the histories."""
         return np.array([run.history.column(name) for run in self._runs(method)], dtype=float)
 
+    def on_seeds(self, seeds: Sequence[int]) -> "Study":
+        """The same study restricted to ``seeds`` (a subset of its own, in its order): the base of a
+        side experiment that trains on fewer seeds and is compared seed by seed with these runs."""
+        seeds = [int(s) for s in seeds]
+        if not seeds or not set(seeds) <= set(self.seeds):
+            raise ValueError(f"seeds must be a non-empty subset of the study's seeds {self.seeds}, got {seeds!r}")
+        keep = [i for i, s in enumerate(self.seeds) if s in seeds]
+        return Study(self.split, self.recipe, [self.seeds[i] for i in keep],
+                     {name: [done[i] for i in keep] for name, done in self.runs.items()}, dict(self.models))
+
     def compare(self, a: str, b: str, name: str) -> Comparison:
         """``a`` against ``b`` on the metric ``name``, seed by seed, with a 95 % interval that also
         covers the test images where the metric has per-example values."""

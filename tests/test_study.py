@@ -41,6 +41,12 @@ def test_a_study_pairs_methods_by_seed_and_keeps_test_predictions(split):
     assert record["mixup"]["seeds"] == [3, 4, 5] and len(record["mixup"]["train_loss"]) == 3
     table = runs.table(["test_error", "test_nll"], caption="two epochs")
     assert "<caption>two epochs</caption>" in table.html and "test error %" in table.html
+    # A side experiment on fewer seeds pairs with the same runs: the subset keeps them, in seed order.
+    fewer = runs.on_seeds([5, 3])
+    assert fewer.seeds == [3, 5] and fewer.runs["ERM"] == [runs.runs["ERM"][0], runs.runs["ERM"][2]]
+    assert fewer.compare("mixup", "ERM", "test_nll").seeds == (3, 5)
+    with pytest.raises(ValueError, match="subset of the study's seeds"):
+        runs.on_seeds([3, 9])
 
 
 def test_a_study_keeps_every_seeds_model_only_when_asked(split):
