@@ -107,8 +107,10 @@ class Study:
         if not seeds or not set(seeds) <= set(self.seeds):
             raise ValueError(f"seeds must be a non-empty subset of the study's seeds {self.seeds}, got {seeds!r}")
         keep = [i for i, s in enumerate(self.seeds) if s in seeds]
+        # ``models`` holds the first seed's networks: they stay only if that seed does.
         return Study(self.split, self.recipe, [self.seeds[i] for i in keep],
-                     {name: [done[i] for i in keep] for name, done in self.runs.items()}, dict(self.models))
+                     {name: [done[i] for i in keep] for name, done in self.runs.items()},
+                     dict(self.models) if keep[0] == 0 else {})
 
     def compare(self, a: str, b: str, name: str) -> Comparison:
         """``a`` against ``b`` on the metric ``name``, seed by seed, with a 95 % interval that also

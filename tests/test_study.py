@@ -45,6 +45,7 @@ def test_a_study_pairs_methods_by_seed_and_keeps_test_predictions(split):
     fewer = runs.on_seeds([5, 3])
     assert fewer.seeds == [3, 5] and fewer.runs["ERM"] == [runs.runs["ERM"][0], runs.runs["ERM"][2]]
     assert fewer.compare("mixup", "ERM", "test_nll").seeds == (3, 5)
+    assert fewer.models == runs.models and runs.on_seeds([4, 5]).models == {}, "models are the first seed's"
     with pytest.raises(ValueError, match="subset of the study's seeds"):
         runs.on_seeds([3, 9])
 
