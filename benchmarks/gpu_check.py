@@ -275,8 +275,8 @@ def watched(batches, counts: list, warmup: int = 2):
     """The training batches, with CUDA's sync debugging on from step ``warmup`` to the last
     step's end: the window covers data, mixing, forward, backward and the optimiser step."""
 
-    def epoch(generator):
-        for i, batch in enumerate(batches(generator)):
+    def epoch(order, augment):
+        for i, batch in enumerate(batches(order, augment)):
             if i == warmup:
                 torch.cuda.set_sync_debug_mode("warn")
                 counts.append("window-open")
@@ -300,7 +300,7 @@ def check_sync(device: torch.device) -> dict:
             warnings.simplefilter("always")
             try:
                 mx.fit(net, make(), watched(batches, marks), (split.x_test, split.y_test),
-                       mx.TrainConfig(epochs=1, lr=0.01, milestones=(), amp=True, channels_last=True))
+                       mx.Recipe(epochs=1, lr=0.01, milestones=(), amp=True, channels_last=True), seed=0)
                 error = None
             except Exception as err:
                 error = f"{type(err).__name__}: {err}"

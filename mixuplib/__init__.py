@@ -2,19 +2,23 @@
 
 Layers, imports pointing down only:
 
-- ``mixing``, ``models``, ``metrics``, ``data``, ``attacks``, ``stats``, ``numerics``: the
-  mixing core, stage-wise models, metrics (and their registry), data sets, adversarial attacks,
-  paired comparisons over seeds and the pinned CPU numerics; they import nothing else of ours.
-- ``batches``, ``label_noise``: mini-batches with the CIFAR augmentation, corrupted labels.
-- ``losses``, ``train``, ``plots``, ``results``, ``claims``: soft targets and mixed losses, the
-  training loop with the :class:`~mixuplib.train.Method` interface and the
-  :class:`~mixuplib.train.Recipe`, the book's figures, the chapters' records and tables, and their
-  checked claims (findings asserted, comparisons reported).
+- ``mixing``, ``models``, ``metrics``, ``data``, ``attacks``, ``stats``, ``numerics``, ``seeding``,
+  ``method``, ``history``, ``progress``, ``checkpoint``: the mixing core, stage-wise models,
+  metrics (and their registry), data sets, adversarial attacks, paired comparisons over seeds,
+  the pinned CPU numerics, seeds and the per-epoch generators, the
+  :class:`~mixuplib.method.Method` interface with ERM, the per-epoch record, progress bars and
+  Colab detection, and checkpoints; they import nothing of ours, or only each other.
+- ``batches``, ``label_noise``, ``distributed``: mini-batches with the CIFAR augmentation,
+  corrupted labels, and what the loop does inside a process group (shards, DDP).
+- ``recipe``, ``losses``: the :class:`~mixuplib.recipe.Recipe` of a run and what a run starts
+  from, soft targets and mixed losses.
+- ``train``, ``plots``, ``results``, ``claims``: the training loop (:func:`~mixuplib.train.fit`),
+  the book's figures, the chapters' records and tables, and their checked claims (findings
+  asserted, comparisons reported).
 - ``chapter``: what every chapter does around its experiments (its data, record, claims and
   paper comparison); ``study``: methods × seeds on one split and recipe, compared by name.
 - one file per method: ``vrm`` (Gaussian vicinities), ``input_mixup`` (input mixup, CutMix),
-  ``manifold`` (manifold mixup), ``adamixup`` (AdaMixup), ``ssl`` (ICT, MixMatch); beside
-  them ``distributed``, the training loop on several GPUs.
+  ``manifold`` (manifold mixup), ``adamixup`` (AdaMixup), ``ssl`` (ICT, MixMatch).
 - ``cluster``: chapters and their shards as scheduler jobs (submitit), and the merge of shards;
   ``book``, the papermill runner, on top of it, apart from the rest.
 """
@@ -35,18 +39,22 @@ from .chapter import Chapter, Published
 from .claims import ClaimFailed, Claims
 from .input_mixup import CutMix, InputMixup
 from .losses import mixup_cross_entropy, soft_cross_entropy, soft_targets
-from .mixing import MixedBatch, cutmix, mixup, sample_lambda
+from .mixing import MixedBatch, cutmix, draw_mixing, mix, mixup, sample_lambda
 from .models import predict
 from .stats import Comparison, paired
-from .study import Study, study
-from .train import ERM, History, Method, Recipe, TrainConfig, evaluate, fit, seed_everything, train_on
+from .study import Study, study, train_on
+from .history import History
+from .method import ERM, Method
+from .recipe import Recipe
+from .seeding import seed_everything
+from .train import evaluate, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MixedBatch", "sample_lambda", "mixup", "cutmix",
+    "MixedBatch", "sample_lambda", "draw_mixing", "mix", "mixup", "cutmix",
     "soft_targets", "soft_cross_entropy", "mixup_cross_entropy",
-    "seed_everything", "Method", "ERM", "TrainConfig", "Recipe", "History", "fit", "train_on", "predict", "evaluate",
+    "seed_everything", "Method", "ERM", "Recipe", "History", "fit", "train_on", "predict", "evaluate",
     "InputMixup", "CutMix", "Claims", "ClaimFailed", "Chapter", "Published", "Comparison", "paired",
     "Study", "study",
 ]

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .losses import mixup_cross_entropy
-from .mixing import mixup
-from .train import Method
+from .mixing import mix
+from .method import Method
 
 __all__ = ["PolicyRegionGenerator", "IntrusionDiscriminator", "AdaMixup", "small_policy_body", "intrusion_labels"]
 
@@ -114,8 +114,8 @@ class AdaMixup(Method):
         index = torch.randperm(half, generator=generator).to(x.device, non_blocking=True)
         alpha, delta = self.policy(x_mix, x_mix.index_select(0, index))
         lam = PolicyRegionGenerator.draw_lambda(alpha, delta, generator)
-        # lam and index are valid by construction; checking their values would sync a GPU.
-        batch = mixup(x_mix, y_mix, lam=lam, index=index, per_sample=True, validate=False)
+        # Drawn here, valid by construction: applied without the checks that would sync a GPU.
+        batch = mix(x_mix, y_mix, lam, index)
 
         # One pass of the trunk over originals, mixes and unseen examples feeds both heads.
         features = model[:-1](torch.cat([x_mix, batch.x, x_unseen]))

@@ -1,7 +1,8 @@
-"""Mini-batches over tensors, drawn with an explicit generator, and the CIFAR augmentation.
+"""Mini-batches over tensors, drawn with explicit generators, and the CIFAR augmentation.
 
-The order of the batches and every augmentation draw come from the generator the caller
-passes, so the same generator state gives the same epoch, on any device.
+The order of the batches comes from one generator the caller passes and every augmentation
+draw from another, so the same generator states give the same epoch, on any device, and the
+augmentation draws nothing from the order's stream.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ __all__ = ["TensorBatches", "random_crop_flip"]
 class TensorBatches:
     """Mini-batches over tensors, drawn in an order fixed by a generator.
 
-    Calling the object with a ``torch.Generator`` yields ``(x, y)`` batches for one epoch;
-    the same generator state gives the same batches, which is what makes resumed runs
+    Calling the object with two ``torch.Generator`` (``order``, ``augment``) yields ``(x, y)``
+    batches for one epoch; the same generator states give the same batches, which is what makes resumed runs
     identical to uninterrupted ones. Tensors stay on their device (put CIFAR on the GPU
     and the augmentation runs there too).
 
@@ -44,14 +45,17 @@ class TensorBatches:
         n = self.x.shape[0]
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def __call__(self, generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __call__(self, order: torch.Generator | None = None,
+                 augment: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch's batches: the order drawn from ``order``, the augmentation from ``augment``
+        (``None``: fresh, unseeded generators)."""
         n = self.x.shape[0]
-        order = torch.randperm(n, generator=generator).to(self.x.device, non_blocking=True) if self.shuffle else torch.arange(n, device=self.x.device)
+        rows = torch.randperm(n, generator=order).to(self.x.device, non_blocking=True) if self.shuffle else torch.arange(n, device=self.x.device)
         for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            idx = rows[i * self.batch_size:(i + 1) * self.batch_size]
             xb = self.x[idx]
             if self.augment is not None:
-                xb = self.augment(xb, generator)
+                xb = self.augment(xb, augment)
             yield xb, self.y[idx]
 
 

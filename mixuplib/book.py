@@ -49,7 +49,6 @@ from .results import RESULTS_DIR_ENV
 
 PROFILES = Path(__file__).with_name("profiles.yml")
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TIMEOUT_MIN = 24 * 60  # a scheduler job's time limit; submitit's own default (5 minutes) fits no chapter
 
 
 def load_profiles(path: Path = PROFILES) -> dict:
@@ -170,11 +169,6 @@ def _check_jobs(jobs: int | None, limit: int, what: str) -> int:
     return jobs
 
 
-def _check_at_least(name: str, value, minimum: int, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer from {minimum} ({what}), got {value!r}")
-
-
 def _resolve(profile: str, chapters: list[str] | None, profiles: dict) -> tuple[dict, list[str]]:
     """The profile's spec and the chapters to run (default: all of the profile's).
 
@@ -202,18 +196,18 @@ def _jobs_here(spec: dict, jobs: int | None) -> int:
     return _check_jobs(jobs, available_cores(), f"one single-threaded kernel per core, {available_cores()} cores")
 
 
-def _merge(base: dict, changes: dict) -> dict:
+def _update_nested(base: dict, changes: dict) -> dict:
     """``base`` updated with ``changes``; a dict value updates the dict it replaces key by key."""
-    merged = dict(base)
+    updated = dict(base)
     for key, value in changes.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-    return merged
+        updated[key] = _update_nested(updated[key], value) if isinstance(value, dict) and isinstance(updated.get(key), dict) else value
+    return updated
 
 
 def _parameters(spec: dict, chapter: str, overrides: dict | None = None) -> dict:
     """A chapter's papermill parameters under a profile: shared, then the chapter's, then
     ``overrides``, each merged into the one before (dicts such as ``training`` key by key)."""
-    return _merge(_merge(spec.get("parameters") or {}, spec["chapters"][chapter] or {}), overrides or {})
+    return _update_nested(_update_nested(spec.get("parameters") or {}, spec["chapters"][chapter] or {}), overrides or {})
 
 
 def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: Path = ROOT / "notebooks",
@@ -315,24 +309,20 @@ def _run_folder(notebooks: Path, profile: str, output_dir: str | Path | None) ->
     return (notebooks.parent / (output_dir or Path("runs") / profile)).resolve()
 
 
-def schedule_profile(profile: str, chapters: list[str] | None = None, *, executor: str = "slurm",
-                     shard: list[str] | None = None, notebooks: Path = ROOT / "notebooks", profiles: dict | None = None,
-                     jobs: int | None = None, overrides: dict | None = None, output_dir: str | Path | None = None,
-                     timeout_min: int = DEFAULT_TIMEOUT_MIN, gpus_per_job: int | None = None,
-                     partition: str | None = None, slurm_options: dict | None = None,
-                     shard_overrides: dict[str, dict] | None = None) -> int:
+def schedule_profile(profile: str, chapters: list[str] | None = None, *, scheduler: cluster.Scheduler = cluster.Scheduler(),
+                     shard: list[str] | None = None, overrides: dict | None = None, output_dir: str | Path | None = None,
+                     shard_overrides: dict[str, dict] | None = None, notebooks: Path = ROOT / "notebooks",
+                     profiles: dict | None = None) -> int:
     """Run ``chapters``, or their shards, as submitit jobs; return an exit status.
 
-    ``executor`` is ``"slurm"`` (sbatch) or ``"local"`` (submitit's local executor: the same
-    jobs as processes on this machine, for a dry run and the tests). Without ``shard`` each
+    ``scheduler`` (:class:`~mixuplib.cluster.Scheduler`) says where the jobs run: on Slurm, or
+    as submitit's local processes on this machine. Without ``shard`` each
     chapter is one job writing where :func:`run_profile` writes. With ``shard`` (``["seeds"]``
     or ``["setups", "seeds"]``) each chapter becomes one job per seed (and setup) under
     ``<run folder>/shards/<chapter>/``, the run folder being ``output_dir`` or
     ``runs/<profile>``; shards that already have results are not run again. submitit's logs
     go to ``<run folder>/submitit``.
 
-    ``jobs`` caps the jobs submitted at once (default: all of them on Slurm; locally one per
-    core, or per visible GPU). ``gpus_per_job`` defaults to 1 for a GPU profile, else 0.
     ``shard_overrides`` (``{"01_erm_to_mixup/seed2": {parameter: value}}``) change the
     parameters of single shards: a test makes one shard fail this way. The status is 0, 1 if a
     job failed (run the same call again to run only the shards without results), 2 for a bad
@@ -341,15 +331,8 @@ def schedule_profile(profile: str, chapters: list[str] | None = None, *, executo
     profiles = profiles or load_profiles()
     try:
         spec, names = _resolve(profile, chapters, profiles)
-        if executor not in ("slurm", "local"):
-            raise ValueError(f"executor must be 'slurm' or 'local' (submitit's), got {executor!r}")
-        _check_at_least("timeout_min", timeout_min, 1, "minutes")
-        if gpus_per_job is not None:
-            _check_at_least("gpus_per_job", gpus_per_job, 0, "GPUs")
-        if executor == "local":
-            jobs = _jobs_here(spec, jobs)
-        elif jobs is not None:  # Slurm queues what it cannot start yet: by default every job is submitted at once
-            _check_at_least("jobs", jobs, 1, "jobs submitted to Slurm at once")
+        # Slurm queues what it cannot start yet: by default every job is submitted at once.
+        jobs = _jobs_here(spec, scheduler.jobs) if scheduler.executor == "submitit-local" else scheduler.jobs
         out_dir = (notebooks.parent / (output_dir or spec["output_dir"])).resolve()
         run_folder = _run_folder(notebooks, profile, output_dir)
         if not shard:
@@ -378,12 +361,11 @@ def schedule_profile(profile: str, chapters: list[str] | None = None, *, executo
         return 0
     if spec.get("pinned_numerics"):
         numerics.pin_environment()  # the jobs' processes, and the kernels they start, inherit it
-    scheduler = cluster.make_executor(executor, run_folder / "submitit", timeout_min=timeout_min,
-                                      gpus_per_job=int(_on_gpu(spec)) if gpus_per_job is None else gpus_per_job,
-                                      partition=partition, slurm_options=slurm_options)
+    executor = cluster.make_executor(scheduler, run_folder / "submitit",
+                                     gpus_per_job=int(_on_gpu(spec)) if scheduler.gpus_per_job is None else scheduler.gpus_per_job)
     started, at_once = time.perf_counter(), jobs or len(todo)
     with _claims_checked(not overrides and not shard):  # a shard holds some of the seeds: never the book's own run
-        failed = cluster.run_jobs(todo, scheduler, _run_quietly, at_once=at_once)
+        failed = cluster.run_jobs(todo, executor, _run_quietly, at_once=at_once)
     print(f"{'total':32s} {time.perf_counter() - started:7.1f} s  ({len(todo)} jobs, {at_once} at a time)", flush=True)
     if failed:
         again = "; run the same command again to run only the shards without results" if shard else ""
@@ -520,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="split each chapter into one job per seed (and setup); needs a submitit executor")
     run.add_argument("--slurm-partition", help="the Slurm partition of the jobs")
     run.add_argument("--gpus-per-job", type=int, help="GPUs per job (default: 1 for a GPU profile, else 0)")
-    run.add_argument("--timeout-min", type=int, help=f"a job's time limit in minutes (default {DEFAULT_TIMEOUT_MIN})")
+    run.add_argument("--timeout-min", type=int, help=f"a job's time limit in minutes (default {cluster.DEFAULT_TIMEOUT_MIN})")
     run.add_argument("--slurm-option", action="append", default=[], metavar="NAME=VALUE",
                      help="another sbatch setting in submitit's name, e.g. account=ABC or mem_gb=32 (repeatable)")
     merge = sub.add_parser("merge", help="merge a chapter's shards into its results and render their summary table")
@@ -566,10 +548,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{', '.join(given)}: only with --executor slurm or submitit-local; "
                          f"--executor local is this machine's process pool")
         return run_profile(args.profile, args.chapter, jobs=args.jobs, overrides=overrides, output_dir=output_dir)
-    return schedule_profile(args.profile, args.chapter, executor="slurm" if args.executor == "slurm" else "local",
-                            shard=args.shard, jobs=args.jobs, overrides=overrides, output_dir=output_dir,
-                            timeout_min=DEFAULT_TIMEOUT_MIN if args.timeout_min is None else args.timeout_min, gpus_per_job=args.gpus_per_job,
-                            partition=args.slurm_partition, slurm_options=slurm_options)
+    try:
+        scheduler = cluster.Scheduler(args.executor, jobs=args.jobs, gpus_per_job=args.gpus_per_job,
+                                      timeout_min=cluster.DEFAULT_TIMEOUT_MIN if args.timeout_min is None else args.timeout_min,
+                                      partition=args.slurm_partition, slurm_options=slurm_options)
+    except ValueError as err:
+        parser.error(str(err))
+    return schedule_profile(args.profile, args.chapter, scheduler=scheduler, shard=args.shard, overrides=overrides,
+                            output_dir=output_dir)
 
 
 if __name__ == "__main__":

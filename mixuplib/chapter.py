@@ -29,7 +29,7 @@ import torch
 from . import data, numerics
 from .claims import CHECK_ENV, Claims
 from .results import Table, html_table, mean_std, write_results
-from .train import in_colab
+from .progress import in_colab
 
 __all__ = ["Chapter", "Published", "paper_record_path", "book_checks_its_run"]
 

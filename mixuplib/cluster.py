@@ -35,8 +35,52 @@ from typing import Callable, Sequence
 
 from .results import RESULTS_DIR_ENV, Table, html_table, mean_std
 
-__all__ = ["Job", "SHARD_AXES", "notebook_parameter", "shard_jobs", "pending_shards", "make_executor", "run_jobs",
+__all__ = ["Job", "Scheduler", "SHARD_AXES", "notebook_parameter", "shard_jobs", "pending_shards", "make_executor", "run_jobs",
            "merge_records", "merge_shards", "render_summary", "write_summary"]
+
+DEFAULT_TIMEOUT_MIN = 24 * 60  # a scheduler job's time limit; submitit's own default (5 minutes) fits no chapter
+# The runner's executor names, and submitit's for them. The runner's third, "local", is its own
+# process pool and no scheduler at all (mixuplib.book.run_profile).
+SUBMITIT_CLUSTERS = {"slurm": "slurm", "submitit-local": "local"}
+
+
+def _check_at_least(name: str, value, minimum: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer from {minimum} ({what}), got {value!r}")
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """Where scheduled jobs run, and what each may take.
+
+    Attributes:
+        executor: ``"slurm"`` (sbatch) or ``"submitit-local"`` (submitit's local executor: the
+            same jobs as processes on this machine, for a dry run and the tests).
+        jobs: jobs submitted at once; ``None``: all of them on Slurm, which queues what it
+            cannot start, and one per core (or visible GPU) on this machine.
+        timeout_min: a job's time limit in minutes.
+        gpus_per_job: ``None``: 1 for a GPU profile, else 0.
+        partition: the Slurm partition.
+        slurm_options: further sbatch settings in submitit's names without the ``slurm_`` prefix
+            (``account``, ``mem_gb``, ``constraint``...); the local executor ignores them and the partition.
+    """
+
+    executor: str = "slurm"
+    jobs: int | None = None
+    timeout_min: int = DEFAULT_TIMEOUT_MIN
+    gpus_per_job: int | None = None
+    partition: str | None = None
+    slurm_options: dict | None = None
+
+    def __post_init__(self):
+        if self.executor not in SUBMITIT_CLUSTERS:
+            raise ValueError(f"executor must be one of {list(SUBMITIT_CLUSTERS)}, got {self.executor!r}")
+        _check_at_least("timeout_min", self.timeout_min, 1, "minutes")
+        if self.gpus_per_job is not None:
+            _check_at_least("gpus_per_job", self.gpus_per_job, 0, "GPUs")
+        if self.jobs is not None:
+            _check_at_least("jobs", self.jobs, 1, "jobs submitted at once")
+
 
 SHARD_AXES = ("setups", "seeds")  # the list parameters a chapter run can be split along, outermost first
 POLL_S = 0.5  # how often the submitting process looks at its jobs (submitit caches Slurm's answers)
@@ -135,23 +179,15 @@ def pending_shards(jobs: list[Job], folder: Path) -> list[Job]:
     return [job for job in jobs if not job.results.exists()]
 
 
-def make_executor(cluster: str, folder: Path, *, timeout_min: int, gpus_per_job: int = 0, partition: str | None = None,
-                  slurm_options: dict | None = None):
-    """A ``submitit.AutoExecutor`` for ``cluster`` (``"slurm"`` or ``"local"``) logging to ``folder``.
-
-    ``slurm_options`` are further sbatch settings in submitit's names without the ``slurm_``
-    prefix (``account``, ``mem_gb``, ``constraint``...); the local executor ignores them and
-    the partition.
-    """
+def make_executor(scheduler: Scheduler, folder: Path, *, gpus_per_job: int):
+    """A ``submitit.AutoExecutor`` for ``scheduler``, logging to ``folder``, each job with ``gpus_per_job`` GPUs."""
     import submitit
 
-    if cluster not in ("slurm", "local"):
-        raise ValueError(f"cluster must be 'slurm' or 'local', got {cluster!r}")
-    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
-    extra = {f"slurm_{k}": v for k, v in (slurm_options or {}).items()}
-    if partition:
-        extra["slurm_partition"] = partition
-    executor.update_parameters(timeout_min=timeout_min, gpus_per_node=gpus_per_job, tasks_per_node=1, nodes=1, **extra)
+    executor = submitit.AutoExecutor(folder=folder, cluster=SUBMITIT_CLUSTERS[scheduler.executor])
+    extra = {f"slurm_{k}": v for k, v in (scheduler.slurm_options or {}).items()}
+    if scheduler.partition:
+        extra["slurm_partition"] = scheduler.partition
+    executor.update_parameters(timeout_min=scheduler.timeout_min, gpus_per_node=gpus_per_job, tasks_per_node=1, nodes=1, **extra)
     return executor
 
 
@@ -202,14 +238,14 @@ def run_jobs(jobs: list[Job], executor, execute: Callable[[Path, Path, dict], fl
     return failed
 
 
-def _merge(items: list[tuple[str, int, object]], path: list[str], configuration: frozenset, per_seed: list):
+def _merge_shard_values(items: list[tuple[str, int, object]], path: list[str], configuration: frozenset, per_seed: list):
     """Merge the values at ``path``, one ``(shard, its seed count, value)`` per shard holding it."""
     values = [value for _, _, value in items]
     if all(isinstance(value, dict) and isinstance(value.get("seeds"), list) for value in values):
         return _merge_seed_record(items, path, per_seed)
     if all(isinstance(value, dict) for value in values):
         keys = dict.fromkeys(key for value in values for key in value)
-        return {key: _merge([(s, n, v[key]) for s, n, v in items if key in v], path + [key], configuration, per_seed)
+        return {key: _merge_shard_values([(s, n, v[key]) for s, n, v in items if key in v], path + [key], configuration, per_seed)
                 for key in keys}
     if path[-1] not in configuration and all(isinstance(v, list) and len(v) == n for _, n, v in items):
         per_seed.append(path[1:])
@@ -265,9 +301,9 @@ def merge_records(records: dict[str, dict], configuration: Sequence[str] = ()) -
         raise ValueError("merge_records needs at least one shard record, got none")
     configuration, per_seed = frozenset(configuration), []
     shared = ("seeds", "n_runs", "claims", "comparisons", "numbers")
-    merged = _merge([(s, -1, {k: v for k, v in r.items() if k not in shared}) for s, r in records.items()],
+    merged = _merge_shard_values([(s, -1, {k: v for k, v in r.items() if k not in shared}) for s, r in records.items()],
                     ["record"], configuration, per_seed)
-    merged["numbers"] = _merge([(s, len(r["seeds"]), r["numbers"]) for s, r in records.items()], ["numbers"],
+    merged["numbers"] = _merge_shard_values([(s, len(r["seeds"]), r["numbers"]) for s, r in records.items()], ["numbers"],
                                configuration, per_seed)
     merged.update(seeds=list(dict.fromkeys(seed for r in records.values() for seed in r["seeds"])),
                   n_runs=sum(r["n_runs"] for r in records.values()), claims=[],

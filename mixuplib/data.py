@@ -17,12 +17,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 __all__ = [
-    "load", "Split", "fashion_mnist", "prepare_fashion_mnist", "mnist1d", "digits", "two_moons", "spirals", "cifar",
+    "load", "Split", "SemiSupervisedSplit", "fashion_mnist", "prepare_fashion_mnist", "mnist1d", "digits", "two_moons", "spirals", "cifar",
     "fake_cifar", "DEBIAN_FASHION_MNIST", "CIFAR_STATS",
 ]
 
@@ -64,14 +65,14 @@ class Split:
         return Split(inputs(self.x_train), labels(self.y_train), inputs(self.x_test), labels(self.y_test), self.classes, self.name)
 
     def semi_supervised(self, labels_per_class: int, n_unlabeled: int | None = None, *,
-                        generator: torch.Generator | None = None, hidden_labels: bool = False) -> tuple:
+                        generator: torch.Generator | None = None) -> "SemiSupervisedSplit":
         """Keep the labels of ``labels_per_class`` training examples per class; hide the rest.
 
-        Returns ``(labelled, unlabeled)``: a :class:`Split` whose training set is the labelled
-        examples (the test set unchanged), and the inputs ``(M, ...)`` of ``n_unlabeled`` other
-        training examples (None: all of them), disjoint from the labelled ones. With
-        ``hidden_labels`` it returns ``(labelled, unlabeled, their labels (M,))``, for measuring
-        how good a method's guesses are; training must not see them.
+        Returns a :class:`SemiSupervisedSplit` ``(labelled, unlabeled, hidden_labels)``: a
+        :class:`Split` whose training set is the labelled examples (the test set unchanged), the
+        inputs ``(M, ...)`` of ``n_unlabeled`` other training examples (None: all of them),
+        disjoint from the labelled ones, and their labels ``(M,)``, for measuring how good a
+        method's guesses are; training must not see them.
         """
         if labels_per_class < 1:
             raise ValueError(f"labels_per_class must be >= 1, got {labels_per_class}")
@@ -85,9 +86,7 @@ class Split:
         labelled = labelled.to(self.y_train.device)
         split = Split(self.x_train[labelled], self.y_train[labelled], self.x_test, self.y_test, self.classes, self.name)
         hidden = hidden.to(self.x_train.device)
-        if hidden_labels:
-            return split, self.x_train[hidden], self.y_train[hidden]
-        return split, self.x_train[hidden]
+        return SemiSupervisedSplit(split, self.x_train[hidden], self.y_train[hidden])
 
     def subset(self, n_train: int | None = None, n_test: int | None = None, *, generator: torch.Generator | None = None) -> "Split":
         """A class-balanced random subset (``n_train`` / ``n_test`` examples; None keeps all)."""
@@ -110,6 +109,14 @@ class Split:
             raise ValueError(f"n must be at most the {len(rest)} examples outside used, got {n}")
         keep = rest[_balanced(self.y_train.cpu()[rest], n, self.num_classes, generator)].to(self.y_train.device)
         return self.x_train[keep], self.y_train[keep]
+
+
+class SemiSupervisedSplit(NamedTuple):
+    """What :meth:`Split.semi_supervised` returns."""
+
+    labelled: Split  # the labelled training examples, and the whole test set
+    unlabeled: torch.Tensor  # the other training inputs, (M, ...)
+    hidden_labels: torch.Tensor  # their labels, (M,): for scoring guesses, never for training
 
 
 def _balanced(y, n, num_classes, generator):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .losses import mixup_cross_entropy
 from .mixing import check_alpha, cutmix, mixup
-from .train import Method
+from .method import Method
 
 __all__ = ["InputMixup", "CutMix"]
 

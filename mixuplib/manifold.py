@@ -12,7 +12,7 @@ from torch import nn
 
 from .losses import mixup_cross_entropy
 from .mixing import MixedBatch, check_alpha, mixup
-from .train import Method
+from .method import Method
 
 __all__ = ["ManifoldMixup", "mix_at_layer", "check_layers"]
 

@@ -5,11 +5,11 @@ few numbers drawn per batch are moved to the data's device), so a chapter that p
 same generator state gets the same batch every time. Nothing reads or changes torch's
 global random state.
 
-Nothing here waits for the GPU. Shapes, dtypes and devices are always checked (they need no
-read of device memory); the *values* of a caller's ``lam`` and ``index`` (in [0, 1], a
-permutation) are checked when they live on the CPU, or when the caller asks with
-``validate=True``. A check of a CUDA tensor's values copies it to the host, which stalls the
-pipeline once per step.
+As torchvision's transforms do, drawing and applying are apart: :func:`draw_mixing` draws the
+lambda and the partners of a batch, :func:`mix` applies them. :func:`mixup` and :func:`cutmix`
+do both for a caller, and check the values a caller passes in (a ``lam`` in [0, 1], an
+``index`` that is a permutation). The training methods draw and apply, so no step reads a GPU
+tensor back to check it: nothing here waits for the GPU.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import torch
 
-__all__ = ["MixedBatch", "sample_lambda", "mixup", "cutmix"]
+__all__ = ["MixedBatch", "sample_lambda", "draw_mixing", "mix", "mixup", "draw_box", "paste_box", "cutmix"]
 
 
 @dataclass(frozen=True)
@@ -95,28 +95,72 @@ def _check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
         raise ValueError(f"x and y must have the same batch size, got x: {x.shape[0]} and y: {y.shape[0]}")
 
 
-def _check_validate(validate) -> None:
-    if validate is not None and not isinstance(validate, bool):
-        raise ValueError(f"validate must be None (check values on the CPU only), True or False, got {validate!r}")
+def draw_mixing(batch_size: int, alpha: float, *, per_sample: bool = False,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw the partners and the lambda of one batch: ``(lam, index)``.
+
+    Args:
+        batch_size: ``B``, the examples in the batch.
+        alpha: Beta(alpha, alpha) parameter for lambda; a finite number > 0.
+        per_sample: one lambda per example instead of one for the batch.
+        generator: CPU generator; the permutation is drawn first, then lambda.
+
+    Returns:
+        ``lam``, float64 on the CPU, shape ``()`` or ``(B,)``; ``index``, a CPU permutation of
+        ``range(B)``, shape ``(B,)``.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    index = torch.randperm(batch_size, generator=generator)
+    lam = sample_lambda(alpha, (batch_size,) if per_sample else None, generator=generator)
+    return lam, index
 
 
-def _values_checked(tensor: torch.Tensor, validate: bool | None) -> bool:
-    """Whether to check a tensor's values: on request, or by default where it costs no sync."""
-    return tensor.device.type == "cpu" if validate is None else validate
+def mix(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, index: torch.Tensor) -> MixedBatch:
+    """Apply a drawn mixing: ``lam * x + (1 - lam) * x[index]``, labels paired alike.
+
+    Works on any batch shape (images ``(B, C, H, W)``, sequences ``(B, L)``, hidden features
+    ``(B, D)``), on any device and floating dtype. The inputs are never modified. The values
+    of ``lam`` and ``index`` are taken as given (see :func:`mixup` for checked ones).
+
+    Args:
+        x: inputs ``(B, ...)``, floating point.
+        y: labels, ``(B,)`` class indices or ``(B, K)`` probabilities.
+        lam: weight of each example itself, a tensor of shape ``()`` or ``(B,)``, any device.
+        index: each example's partner, an integer tensor of shape ``(B,)``, any device.
+
+    Returns:
+        A :class:`MixedBatch`, its ``lam`` and ``index`` on the inputs' device.
+    """
+    _check_batch(x, y)
+    batch_size = x.shape[0]
+    if not isinstance(lam, torch.Tensor) or tuple(lam.shape) not in ((), (batch_size,)):
+        raise ValueError(f"lam must be a tensor of shape () or ({batch_size},), got {type(lam).__name__} "
+                         f"of shape {tuple(getattr(lam, 'shape', ()))}")
+    if not isinstance(index, torch.Tensor) or tuple(index.shape) != (batch_size,) or index.is_floating_point():
+        raise ValueError(f"index must be an integer tensor of shape ({batch_size},), got {getattr(index, 'dtype', type(index))} "
+                         f"of shape {tuple(getattr(index, 'shape', ()))}")
+    per_sample = lam.dim() == 1
+    if index.device != x.device:
+        index = index.to(x.device, non_blocking=True)
+    lam = lam.to(device=x.device, dtype=x.dtype, non_blocking=True)
+    # One lambda on the CPU is passed as a number: lerp's scalar kernel, no 0-d tensor broadcast.
+    weight = lam.view(-1, *([1] * (x.dim() - 1))) if per_sample else (float(lam) if lam.device.type == "cpu" else lam)
+    # lerp(start, end, w) = start + w * (end - start): one fused pass over the batch.
+    mixed = torch.lerp(x.index_select(0, index), x, weight)
+    return MixedBatch(x=mixed, y_a=y, y_b=y.index_select(0, index), lam=lam, index=index)
 
 
-def _resolve_index(index, batch_size: int, device, generator, validate: bool | None = None) -> torch.Tensor:
-    if index is None:
-        index = torch.randperm(batch_size, generator=generator)
-        return index if index.device == device else index.to(device, non_blocking=True)
+def _checked_index(index, batch_size: int) -> torch.Tensor:
+    """A caller's ``index``, checked to be a permutation of ``range(batch_size)``."""
     if not isinstance(index, torch.Tensor) or index.dim() != 1 or index.shape[0] != batch_size or index.is_floating_point():
         raise ValueError(
             f"index must be an integer tensor of shape ({batch_size},), a permutation of range({batch_size}); "
             f"got {getattr(index, 'dtype', type(index))} of shape {tuple(getattr(index, 'shape', ()))}"
         )
-    if _values_checked(index, validate) and not _is_permutation(index, batch_size):
+    if not _is_permutation(index, batch_size):
         raise ValueError(f"index must be a permutation of range({batch_size}), got {index.tolist()}")
-    return index if index.device == device else index.to(device)
+    return index
 
 
 def _is_permutation(index: torch.Tensor, n: int) -> bool:
@@ -130,26 +174,22 @@ def _arange(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return torch.arange(n, device=device, dtype=dtype)
 
 
-def _resolve_lam(lam, alpha, shape, generator, validate: bool | None = None) -> torch.Tensor:
-    """The lambda to use as a tensor: drawn (float64, on the CPU), or checked if given."""
-    if lam is None:
-        return sample_lambda(alpha, shape, generator=generator)
-    check_alpha(alpha)
+def _checked_lam(lam, shape: tuple[int, ...]) -> torch.Tensor:
+    """A caller's ``lam`` as a tensor of ``shape`` at its own precision (float64 for numbers),
+    checked to lie in [0, 1]."""
     if isinstance(lam, (int, float)) and not isinstance(lam, bool) and not shape:
         # A plain number: checked in Python, no tensor op (NaN fails the comparison too).
-        if validate is not False and not 0.0 <= lam <= 1.0:
+        if not 0.0 <= lam <= 1.0:
             raise ValueError(f"lam must lie in [0, 1], got {lam!r}")
         return torch.tensor(float(lam), dtype=torch.float64)
-    # Kept at its own precision (float64 for numbers); mixup casts it to the inputs' dtype once.
     lam = torch.as_tensor(lam)
     if not lam.is_floating_point():
         lam = lam.to(torch.float64)
-    if tuple(lam.shape) != tuple(shape or ()):
-        raise ValueError(f"lam must have shape {tuple(shape or ())}, got {tuple(lam.shape)}")
-    if _values_checked(lam, validate):
-        low, high = torch.aminmax(lam)  # NaN propagates and fails the comparison
-        if not (float(low) >= 0.0 and float(high) <= 1.0):
-            raise ValueError(f"lam must lie in [0, 1], got {lam.tolist()}")
+    if tuple(lam.shape) != shape:
+        raise ValueError(f"lam must have shape {shape}, got {tuple(lam.shape)}")
+    low, high = torch.aminmax(lam)  # NaN propagates and fails the comparison
+    if not (float(low) >= 0.0 and float(high) <= 1.0):
+        raise ValueError(f"lam must lie in [0, 1], got {lam.tolist()}")
     return lam
 
 
@@ -162,12 +202,12 @@ def mixup(
     index: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     per_sample: bool = False,
-    validate: bool | None = None,
 ) -> MixedBatch:
     """Mix each example with a partner: ``lam * x + (1 - lam) * x[index]``.
 
-    Works on any batch shape (images ``(B, C, H, W)``, sequences ``(B, L)``, hidden features
-    ``(B, D)``), on any device and floating dtype. The inputs are never modified.
+    :func:`draw_mixing` then :func:`mix`, with a caller's ``lam`` or ``index`` in place of the
+    draw. A given ``lam`` or ``index`` is checked (in [0, 1]; a permutation); a CUDA one is
+    read back to the host for that, so a training step draws and mixes instead.
 
     Args:
         x: inputs, shape ``(B, ...)``, floating point.
@@ -177,63 +217,71 @@ def mixup(
             with ``per_sample=True``.
         index: a fixed pairing instead of a random permutation; shape ``(B,)``.
         generator: CPU generator for lambda and the permutation.
-        per_sample: draw one lambda per example (``lam`` of shape ``(B,)``).
-        validate: check the values of a given ``lam`` and ``index``: ``None`` (default) where
-            they are CPU tensors or numbers, ``True`` always (a host sync on a GPU), ``False``
-            never (callers that build them valid, e.g. AdaMixup).
+        per_sample: one lambda per example (``lam`` of shape ``(B,)``).
 
     Returns:
         A :class:`MixedBatch`.
     """
     _check_batch(x, y)
-    _check_validate(validate)
+    alpha = check_alpha(alpha)
     batch_size = x.shape[0]
-    index = _resolve_index(index, batch_size, x.device, generator, validate)
-    lam = _resolve_lam(lam, alpha, (batch_size,) if per_sample else None, generator, validate)
-    lam = lam.to(device=x.device, dtype=x.dtype, non_blocking=True)
-    # One lambda on the CPU is passed as a number: lerp's scalar kernel, no 0-d tensor broadcast.
-    weight = lam.view(-1, *([1] * (x.dim() - 1))) if per_sample else (float(lam) if lam.device.type == "cpu" else lam)
-    # lerp(start, end, w) = start + w * (end - start): one fused pass over the batch.
-    mixed = torch.lerp(x.index_select(0, index), x, weight)
+    shape = (batch_size,) if per_sample else ()
+    if lam is None and index is None:
+        lam, index = draw_mixing(batch_size, alpha, per_sample=per_sample, generator=generator)
+    else:
+        index = torch.randperm(batch_size, generator=generator) if index is None else _checked_index(index, batch_size)
+        lam = sample_lambda(alpha, shape or None, generator=generator) if lam is None else _checked_lam(lam, shape)
+    return mix(x, y, lam, index)
+
+
+def draw_box(height: int, width: int, lam: float, generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
+    """CutMix's box for a requested lambda: centre drawn uniformly, area ``(1 - lam) * H * W``
+    before it is clipped at the border. Returns ``(y1, y2, x1, x2)``, the rows and columns it covers."""
+    centre_x = int(torch.randint(width, (1,), generator=generator))
+    centre_y = int(torch.randint(height, (1,), generator=generator))
+    half = 0.5 * math.sqrt(1.0 - lam)
+    half_w, half_h = int(half * width), int(half * height)
+    return max(centre_y - half_h, 0), min(centre_y + half_h, height), max(centre_x - half_w, 0), min(centre_x + half_w, width)
+
+
+def paste_box(x: torch.Tensor, y: torch.Tensor, box: tuple[int, int, int, int], index: torch.Tensor) -> MixedBatch:
+    """Paste ``box`` of each partner ``x[index]`` into each image; ``lam`` is the share of each
+    image that is still its own (the clipped box's area), a 0-d tensor, so the labels match the pixels."""
+    y1, y2, x1, x2 = box
+    height, width = x.shape[-2], x.shape[-1]
+    index = index if index.device == x.device else index.to(x.device, non_blocking=True)
+    mixed = x.clone()
+    mixed[..., y1:y2, x1:x2] = x[..., y1:y2, x1:x2].index_select(0, index)
+    effective = 1.0 - (x2 - x1) * (y2 - y1) / (width * height)
+    lam = torch.tensor(effective, dtype=x.dtype, device=x.device)
     return MixedBatch(x=mixed, y_a=y, y_b=y.index_select(0, index), lam=lam, index=index)
 
 
 def cutmix(x: torch.Tensor, y: torch.Tensor, alpha: float = 1.0, *, lam: float | torch.Tensor | None = None,
-           index: torch.Tensor | None = None, generator: torch.Generator | None = None,
-           validate: bool | None = None) -> MixedBatch:
+           index: torch.Tensor | None = None, generator: torch.Generator | None = None) -> MixedBatch:
     """Paste a random box of each partner ``x[index]`` into each example (Yun et al., 2019).
 
     The box has area ``(1 - lam) * H * W`` before it is clipped at the image border; the
     returned ``lam`` is the fraction of each image that is still its own, computed from the
-    clipped box, so the labels match the pixels. One box serves the whole batch.
+    clipped box, so the labels match the pixels. One box serves the whole batch. The draws
+    come in this order: the partners, lambda, the box (:func:`draw_box`); :func:`paste_box` applies them.
 
     Args:
         x: images, shape ``(B, C, H, W)`` (or ``(B, H, W)``), floating point.
         y: labels, ``(B,)`` class indices or ``(B, K)`` probabilities.
         alpha: Beta(alpha, alpha) parameter for the requested lambda; finite, > 0.
-        lam: a fixed requested lambda in ``[0, 1]`` instead of a draw.
-        index: a fixed pairing instead of a random permutation; shape ``(B,)``.
+        lam: a fixed requested lambda in ``[0, 1]`` instead of a draw (checked).
+        index: a fixed pairing instead of a random permutation; shape ``(B,)`` (checked).
         generator: CPU generator for lambda, the permutation and the box centre.
-        validate: as in :func:`mixup`.
 
     Returns:
         A :class:`MixedBatch` whose ``lam`` is the effective (area) lambda, a 0-d tensor.
     """
     _check_batch(x, y)
-    _check_validate(validate)
+    alpha = check_alpha(alpha)
     if x.dim() not in (3, 4):
         raise ValueError(f"x must be images of shape (B, C, H, W) or (B, H, W), got shape {tuple(x.shape)}")
-    batch_size, height, width = x.shape[0], x.shape[-2], x.shape[-1]
-    index = _resolve_index(index, batch_size, x.device, generator, validate)
-    requested = float(_resolve_lam(lam, alpha, None, generator, validate))
-    centre_x = int(torch.randint(width, (1,), generator=generator))
-    centre_y = int(torch.randint(height, (1,), generator=generator))
-    half = 0.5 * math.sqrt(1.0 - requested)
-    half_w, half_h = int(half * width), int(half * height)
-    x1, x2 = max(centre_x - half_w, 0), min(centre_x + half_w, width)
-    y1, y2 = max(centre_y - half_h, 0), min(centre_y + half_h, height)
-    mixed = x.clone()
-    mixed[..., y1:y2, x1:x2] = x[..., y1:y2, x1:x2].index_select(0, index)
-    effective = 1.0 - (x2 - x1) * (y2 - y1) / (width * height)
-    lam_t = torch.tensor(effective, dtype=x.dtype, device=x.device)
-    return MixedBatch(x=mixed, y_a=y, y_b=y.index_select(0, index), lam=lam_t, index=index)
+    batch_size = x.shape[0]
+    index = torch.randperm(batch_size, generator=generator) if index is None else _checked_index(index, batch_size)
+    requested = float(sample_lambda(alpha, generator=generator) if lam is None else _checked_lam(lam, ()))
+    return paste_box(x, y, draw_box(x.shape[-2], x.shape[-1], requested, generator), index)

@@ -95,7 +95,7 @@ def vicinity_samples(x: torch.Tensor, y: torch.Tensor, samples: torch.Tensor, sa
 
 
 def curves(histories: Mapping[str, object], metric: str, ax: Axes | None = None, *, ylabel: str | None = None) -> Axes:
-    """``metric`` per epoch for each run of :class:`~mixuplib.train.History`; a list of
+    """``metric`` per epoch for each run of :class:`~mixuplib.history.History`; a list of
     histories (one per seed) draws the mean and a min-max band."""
     ax = _axes(ax)
     for label, runs in histories.items():

@@ -17,7 +17,7 @@ from torch import nn
 
 from .losses import mixup_cross_entropy
 from .mixing import MixedBatch, check_alpha, mixup, sample_lambda
-from .train import Method
+from .method import Method
 
 __all__ = ["sharpen", "rampup", "interleave", "ICT", "MixMatch"]
 

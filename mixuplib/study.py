@@ -30,9 +30,12 @@ from .models import predict
 from .results import Table, seed_table
 from .stats import Comparison, paired
 from . import runcache
-from .train import History, Method, Recipe, fit, prepare_run
+from .history import History
+from .method import Method
+from .recipe import Recipe
+from .train import Callback, fit
 
-__all__ = ["Run", "Study", "study"]
+__all__ = ["Run", "Study", "study", "train_on"]
 
 
 @dataclass
@@ -132,16 +135,37 @@ class Study:
         return seed_table(rows, caption=caption, label=label,
                           precisions={heading[n]: metric(n).precision for n in names})
 
+def _check_recipe(recipe) -> None:
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a mixuplib.Recipe, got {type(recipe).__name__}")
+
+
+def train_on(split: Split, method: Method | Callable[[nn.Module], Method], *, seed: int, recipe: Recipe,
+             callbacks: Sequence[Callback] = (), checkpoint: str | None = None,
+             test_each_epoch: bool = True) -> tuple[nn.Sequential, History]:
+    """One run of ``recipe`` outside a study: seed, build ``recipe.model`` for ``split``, train it
+    with ``method`` (a :class:`~mixuplib.method.Method` or a factory of one, see
+    :meth:`~mixuplib.recipe.Recipe.start`). Never cached.
+
+    The test set is scored after every epoch unless ``test_each_epoch`` is False (a run scored
+    only at its end saves the time; its weights are the same). Returns ``(model, history)``.
+    """
+    _check_recipe(recipe)
+    net, method, batches = recipe.start(split, method, seed=seed)
+    test = (split.x_test, split.y_test) if test_each_epoch else None
+    return net, fit(net, method, batches, test, recipe, seed=seed, checkpoint=checkpoint, callbacks=callbacks)
+
+
 def study(split: Split, methods: dict[str, Callable[[nn.Module], Method]], *, seeds: Sequence[int], recipe: Recipe,
-          test_each_epoch: bool = True, keep_models: bool = False, callbacks=()) -> Study:
+          test_each_epoch: bool = True, keep_models: bool = False, callbacks: Sequence[Callback] = ()) -> Study:
     """Train every method of ``methods`` with every seed on ``split`` under ``recipe``.
 
     Args:
         split: training and test data, on the device the runs use.
         methods: ``{name: factory}``; each factory receives the built model and returns the
-            :class:`~mixuplib.train.Method` for that run.
+            :class:`~mixuplib.method.Method` for that run.
         seeds: the seeds, the same for every method (paired runs).
-        recipe: the :class:`~mixuplib.train.Recipe` of every run.
+        recipe: the :class:`~mixuplib.recipe.Recipe` of every run.
         test_each_epoch: evaluate the test set after every epoch (for curves); the final test
             logits are kept either way.
         keep_models: keep every run's trained model (:meth:`Study.trained`), e.g. to attack each
@@ -152,6 +176,7 @@ def study(split: Split, methods: dict[str, Callable[[nn.Module], Method]], *, se
     already trained with the same data, initial weights, method, recipe, seed and numerics is
     loaded instead of trained again (:mod:`mixuplib.runcache`); the results are the same bytes.
     """
+    _check_recipe(recipe)
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must list distinct seeds, at least one, got {seeds!r}")
@@ -183,13 +208,13 @@ def study(split: Split, methods: dict[str, Callable[[nn.Module], Method]], *, se
 
 def _run(split: Split, factory, seed: int, recipe: Recipe, test_each_epoch: bool, callbacks, cache, wait: bool):
     """``(model, history, random state at its end)`` of one run, trained, or loaded from ``cache``."""
-    net, method, batches = prepare_run(split, factory, seed=seed, recipe=recipe)
+    net, method, batches = recipe.start(split, factory, seed=seed)
     tensors = (split.x_train, split.y_train, split.x_test, split.y_test)
     key = cache and runcache.run_key(tensors, net, method, seed=seed, recipe=recipe, test_each_epoch=test_each_epoch)
     test = (split.x_test, split.y_test) if test_each_epoch else None
 
     def train() -> History:
-        return fit(net, method, batches, test, recipe.config(seed), callbacks=callbacks)
+        return fit(net, method, batches, test, recipe, seed=seed, callbacks=callbacks)
 
     if not key:
         history = train()

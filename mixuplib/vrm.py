@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .train import Method
+from .method import Method
 
 __all__ = ["GaussianVRM", "gaussian_vicinity"]
 

@@ -25,8 +25,8 @@ def test_shards_fail_rerun_merge_and_render(tmp_path, monkeypatch, capsys):
     shards = run / "shards" / CHAPTER
     done = [shards / f"seed{s}" / f"{CHAPTER}.json" for s in range(4)]
 
-    status = book.schedule_profile("smoke", [CHAPTER], executor="local", shard=["seeds"], jobs=jobs,
-                                   overrides={"seeds": [0, 1, 2, 3]}, output_dir=run, timeout_min=10,
+    status = book.schedule_profile("smoke", [CHAPTER], scheduler=cluster.Scheduler("submitit-local", jobs=jobs, timeout_min=10),
+                                   shard=["seeds"], overrides={"seeds": [0, 1, 2, 3]}, output_dir=run,
                                    shard_overrides={f"{CHAPTER}/seed2": {"memorize_model": "no-such-model"}})
     out, err = capsys.readouterr()
     assert status == 1
@@ -154,7 +154,19 @@ def test_scheduler_options_need_a_scheduler_and_local_jobs_fit_the_cores(tmp_pat
         book.main(["run", "--profile", "smoke", "--shard", "seeds"])
     assert "--shard: only with --executor slurm or submitit-local" in capsys.readouterr().err
     too_many = book.available_cores() + 1
-    assert book.schedule_profile("smoke", [CHAPTER], executor="local", shard=["seeds"], jobs=too_many,
+    assert book.schedule_profile("smoke", [CHAPTER], scheduler=cluster.Scheduler("submitit-local", jobs=too_many), shard=["seeds"],
                                  output_dir=tmp_path) == 2
     assert f"jobs must be an integer from 1 to {too_many - 1}" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"executor": "local"}, r"executor must be one of \['slurm', 'submitit-local'\], got 'local'"),
+    ({"timeout_min": 0}, r"timeout_min must be an integer from 1 \(minutes\), got 0"),
+    ({"gpus_per_job": -1}, r"gpus_per_job must be an integer from 0 \(GPUs\), got -1"),
+    ({"jobs": 0}, r"jobs must be an integer from 1 \(jobs submitted at once\), got 0"),
+])
+def test_scheduler_names_the_bad_setting_and_what_it_accepts(settings, message):
+    """'local' is the runner's own process pool, never a scheduler: submitit's is 'submitit-local'."""
+    with pytest.raises(ValueError, match=message):
+        cluster.Scheduler(**settings)

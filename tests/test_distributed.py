@@ -10,16 +10,17 @@ import torch.multiprocessing as mp
 import mixuplib as m
 from mixuplib import data, input_mixup, models
 from mixuplib.batches import TensorBatches
-from mixuplib.distributed import ShardedBatches, fit_distributed, rank_generator
+from mixuplib.distributed import ShardedBatches
 from mixuplib.mixing import sample_lambda
-from mixuplib.train import epoch_generator
+from mixuplib.seeding import epoch_generators
 
 WORLD, SHARD, SEED, EPOCHS = 2, 32, 3, 3
 GLOBAL = WORLD * SHARD
 
 
-def config(**kw):
-    return m.TrainConfig(**{"epochs": EPOCHS, "lr": 0.1, "milestones": (2,), "weight_decay": 5e-4, "seed": SEED, **kw})
+def fit(model, method, batches, test, *, checkpoint=None, **recipe):
+    recipe = m.Recipe(**{"epochs": EPOCHS, "lr": 0.1, "milestones": (2,), "weight_decay": 5e-4, **recipe})
+    return m.fit(model, method, batches, test, recipe, seed=SEED, checkpoint=checkpoint)
 
 
 def moons():
@@ -45,7 +46,7 @@ def _worker(rank, store, out, tensors):
         result = {}
         # Rank 1 starts from other weights: DDP must hand it rank 0's.
         model = net(init_seed=rank)
-        history = fit_distributed(model, m.ERM(), batches, (x_test, y_test), config(checkpoint=str(out / "erm.pt")))
+        history = fit(model, m.ERM(), batches, (x_test, y_test), checkpoint=str(out / "erm.pt"))
         result["erm"], result["erm_history"] = weights(model), history.records
 
         draws, original = [], input_mixup.mixup
@@ -58,16 +59,16 @@ def _worker(rank, store, out, tensors):
         input_mixup.mixup = recording
         try:
             model = net()
-            fit_distributed(model, m.InputMixup(1.0), batches, (x_test, y_test), config())
+            fit(model, m.InputMixup(1.0), batches, (x_test, y_test))
         finally:
             input_mixup.mixup = original
         result["mixup"], result["draws"] = weights(model), draws
 
         # Interrupted after 2 epochs, then resumed from the per-rank checkpoints.
         path = str(out / "mixup.pt")
-        fit_distributed(net(), m.InputMixup(1.0), batches, (x_test, y_test), config(epochs=2, checkpoint=path))
+        fit(net(), m.InputMixup(1.0), batches, (x_test, y_test), epochs=2, checkpoint=path)
         model = net(init_seed=7)
-        fit_distributed(model, m.InputMixup(1.0), batches, (x_test, y_test), config(checkpoint=path))
+        fit(model, m.InputMixup(1.0), batches, (x_test, y_test), checkpoint=path)
         result["resumed"] = weights(model)
         torch.save(result, out / f"rank{rank}.pt")
     finally:
@@ -85,7 +86,7 @@ def test_erm_on_two_ranks_matches_one_rank_of_the_same_global_batch(ranks):
     tmp, results = ranks
     x, y, x_test, y_test = moons()
     model = net()
-    reference = m.fit(model, m.ERM(), TensorBatches(x, y, GLOBAL, drop_last=True), (x_test, y_test), config())
+    reference = fit(model, m.ERM(), TensorBatches(x, y, GLOBAL, drop_last=True), (x_test, y_test))
     torch.testing.assert_close(results[0]["erm"], weights(model), rtol=0, atol=1e-5)
     for r in range(WORLD):  # train_loss is averaged over all ranks' examples
         got = [rec["train_loss"] for rec in results[r]["erm_history"]]
@@ -114,8 +115,8 @@ def test_each_rank_mixes_within_its_own_shard_with_its_own_reproducible_draws(ra
         draws = result["draws"]
         assert len(draws) == EPOCHS * steps
         for epoch in range(EPOCHS):
-            global_batches = [xb for xb, _ in batches(epoch_generator(SEED, epoch))]
-            generator = rank_generator(SEED, epoch, r)
+            global_batches = [xb for xb, _ in batches(epoch_generators(SEED, epoch).order)]
+            generator = epoch_generators(SEED, epoch, r).mixing
             for step in range(steps):
                 draw = draws[epoch * steps + step]
                 # The rank's shard is its contiguous slice of the shared global batch ...
@@ -124,7 +125,7 @@ def test_each_rank_mixes_within_its_own_shard_with_its_own_reproducible_draws(ra
                 assert torch.equal(draw["index"].sort().values, torch.arange(SHARD))
                 lam = draw["lam"]
                 torch.testing.assert_close(draw["mixed"], lam * draw["x"] + (1 - lam) * draw["x"][draw["index"]])
-                # The draws come from rank_generator(seed, epoch, rank), in mixup's order.
+                # The draws come from the rank's mixing generator of (seed, epoch, rank), in mixup's order.
                 assert torch.equal(draw["index"], torch.randperm(SHARD, generator=generator))
                 assert torch.equal(lam, sample_lambda(1.0, generator=generator).to(lam.dtype))
     lams = [torch.stack([d["lam"] for d in result["draws"]]) for result in results]
@@ -148,7 +149,7 @@ def test_sharded_batches_split_every_global_batch_into_contiguous_slices():
         assert torch.equal(torch.cat([s[step][1] for s in shards]), yb)
 
 
-def test_sharded_batches_and_rank_generator_reject_bad_arguments():
+def test_sharded_batches_reject_bad_arguments():
     uneven = TensorBatches(torch.zeros(10, 2), torch.zeros(10, dtype=torch.long), 5)
     with pytest.raises(ValueError, match="split evenly over world_size=2 ranks, got a batch of 5"):
         next(iter(ShardedBatches(uneven, 0, 2)(torch.Generator())))
@@ -158,13 +159,3 @@ def test_sharded_batches_and_rank_generator_reject_bad_arguments():
         ShardedBatches(uneven, 0, 0)
     with pytest.raises(TypeError, match="batches must be callable"):
         ShardedBatches([1, 2], 0, 1)
-    with pytest.raises(ValueError, match="rank must be an int >= 0, got -1"):
-        rank_generator(0, 0, -1)
-    same = [torch.randperm(8, generator=rank_generator(0, 1, r)) for r in (0, 0, 1)]
-    assert torch.equal(same[0], same[1]) and not torch.equal(same[0], same[2])
-
-
-def test_fit_distributed_needs_a_process_group():
-    x, y, x_test, y_test = moons()
-    with pytest.raises(RuntimeError, match="init_process_group"):
-        fit_distributed(net(), m.ERM(), TensorBatches(x, y, GLOBAL), (x_test, y_test), config())

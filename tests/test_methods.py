@@ -98,8 +98,8 @@ def test_intrusion_labels_and_discriminator_inputs(monkeypatch):
             captured["features"] = features
             return super().forward(features)
 
-    real_mixup = am.mixup
-    monkeypatch.setattr(am, "mixup", lambda *a, **k: captured.setdefault("batch", real_mixup(*a, **k)))
+    real_mix = am.mix
+    monkeypatch.setattr(am, "mix", lambda *a, **k: captured.setdefault("batch", real_mix(*a, **k)))
     method = am.AdaMixup(policy(), Recording(128))
     x, y = batch(10)
     loss = method.loss(net, x, y, torch.Generator().manual_seed(0))

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mixuplib as m
+from mixuplib.peers import use_lambda
 
 B, K = 16, 10
 
@@ -22,21 +23,13 @@ def roll_index(n):
     return torch.arange(n).roll(1)
 
 
-class FixedBeta:
-    def __init__(self, lam):
-        self.lam = lam
-
-    def sample(self, shape=()):
-        return torch.tensor([self.lam])
-
-
 @pytest.mark.parametrize("lam", [0.0, 0.3, 0.5, 0.97, 1.0])
 def test_mixup_matches_torchvision(lam):
     from torchvision.transforms import v2
 
     x, y = batch()
     tv = v2.MixUp(alpha=1.0, num_classes=K)
-    tv._dist = FixedBeta(lam)
+    use_lambda(tv, lam)
     tv_x, tv_y = tv(x.clone(), y.clone())
     ours = m.mixup(x, y, lam=lam, index=roll_index(B))
     torch.testing.assert_close(ours.x, tv_x, atol=1e-6, rtol=0)
@@ -49,7 +42,7 @@ def test_cutmix_matches_torchvision(lam, seed):
 
     x, y = batch()
     tv = v2.CutMix(alpha=1.0, num_classes=K)
-    tv._dist = FixedBeta(lam)
+    use_lambda(tv, lam)
     torch.manual_seed(seed)  # torchvision draws the box centre from the global generator
     tv_x, tv_y = tv(x.clone(), y.clone())
     ours = m.cutmix(x, y, lam=lam, index=roll_index(B), generator=torch.Generator().manual_seed(seed))
@@ -159,24 +152,45 @@ def test_sample_lambda_reproduces_and_draws_on_from_the_generator():
     assert m.sample_lambda(1.0, (2, 3)).shape == (2, 3)
 
 
-def test_value_checks_cost_nothing_unless_asked(monkeypatch):
-    """The values of a given lam and index are checked on the CPU by default; validate=False
-    skips the checks (callers that build them valid), validate=True keeps them anywhere."""
+def test_mixup_is_a_draw_then_a_mix():
+    """Drawing and applying are apart, as in torchvision: mixup with a generator is draw_mixing
+    from that generator's state, then mix."""
+    x, y = batch()
+    for per_sample in (False, True):
+        lam, index = m.draw_mixing(B, 0.4, per_sample=per_sample, generator=torch.Generator().manual_seed(5))
+        assert lam.shape == ((B,) if per_sample else ()) and lam.dtype == torch.float64
+        assert torch.equal(index.sort().values, torch.arange(B))
+        drawn = m.mixup(x, y, 0.4, per_sample=per_sample, generator=torch.Generator().manual_seed(5))
+        applied = m.mix(x, y, lam, index)
+        assert torch.equal(drawn.x, applied.x) and torch.equal(drawn.index, index) and torch.equal(drawn.lam, applied.lam)
+
+
+def test_values_are_checked_where_the_caller_passes_them_in():
+    """mixup and cutmix check a given lam and index; mix, which methods call with their own
+    draws, takes them as given (a check of a CUDA tensor would stall the GPU every step)."""
     x, y = batch()
     bad_index = torch.zeros(B, dtype=torch.long)
-    out = m.mixup(x, y, lam=0.3, index=bad_index, validate=False)  # the caller's word is taken
+    out = m.mix(x, y, torch.tensor(0.3), bad_index)  # the caller's word is taken
     assert torch.equal(out.x, torch.lerp(x[:1].expand_as(x), x, 0.3))
     with pytest.raises(ValueError, match="index must be a permutation"):
-        m.mixup(x, y, lam=0.3, index=bad_index, validate=True)
+        m.mixup(x, y, lam=0.3, index=bad_index)
+    with pytest.raises(ValueError, match="index must be a permutation"):
+        m.cutmix(x, y, lam=0.3, index=bad_index)
     with pytest.raises(ValueError, match=r"lam must lie in \[0, 1\]"):
-        m.mixup(x, y, lam=torch.full((B,), 2.0), index=roll_index(B), per_sample=True, validate=True)
-    with pytest.raises(ValueError, match="validate must be None"):
-        m.mixup(x, y, validate="yes")
-    # shapes are always checked, whatever validate says
+        m.mixup(x, y, lam=torch.full((B,), 2.0), index=roll_index(B), per_sample=True)
+    with pytest.raises(ValueError, match=r"lam must lie in \[0, 1\]"):
+        m.cutmix(x, y, lam=1.5)
+    # shapes are checked everywhere
     with pytest.raises(ValueError, match=r"lam must have shape \(16,\)"):
-        m.mixup(x, y, lam=0.5, per_sample=True, validate=False)
+        m.mixup(x, y, lam=0.5, per_sample=True)
     with pytest.raises(ValueError, match="index must be an integer tensor of shape"):
-        m.mixup(x, y, index=torch.arange(B - 1), validate=False)
+        m.mixup(x, y, index=torch.arange(B - 1))
+    with pytest.raises(ValueError, match=r"lam must be a tensor of shape \(\) or \(16,\)"):
+        m.mix(x, y, torch.full((3,), 0.5), roll_index(B))
+    with pytest.raises(ValueError, match="index must be an integer tensor of shape"):
+        m.mix(x, y, torch.tensor(0.5), torch.arange(B - 1))
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
+        m.draw_mixing(0, 1.0)
 
 
 def test_cutmix_lambda_is_the_box_area():

@@ -184,7 +184,7 @@ def test_semi_supervised_split_is_balanced_and_disjoint():
     x = torch.arange(100).float().view(100, 1)
     y = torch.arange(100) % 5
     split = data.Split(x, y, x[:10], y[:10], tuple("abcde"), "toy")
-    labelled, unlabeled = split.semi_supervised(3, 40, generator=torch.Generator().manual_seed(0))
+    labelled, unlabeled, _ = split.semi_supervised(3, 40, generator=torch.Generator().manual_seed(0))
     assert torch.bincount(labelled.y_train).tolist() == [3] * 5 and unlabeled.shape == (40, 1)
     assert not set(labelled.x_train.flatten().tolist()) & set(unlabeled.flatten().tolist())
     assert torch.equal(labelled.x_test, split.x_test)
@@ -201,11 +201,11 @@ def test_subset_indices_are_what_subset_keeps():
     assert torch.equal(everything, torch.arange(len(split.y_train)))
 
 
-def test_semi_supervised_can_return_the_hidden_labels_for_measuring():
+def test_semi_supervised_hidden_labels_are_the_unlabelled_inputs_labels():
     split = data.digits()
-    labelled, unlabeled = split.semi_supervised(5, 100, generator=torch.Generator().manual_seed(0))
-    again, unlabeled2, hidden = split.semi_supervised(5, 100, generator=torch.Generator().manual_seed(0), hidden_labels=True)
-    assert torch.equal(unlabeled, unlabeled2) and torch.equal(labelled.y_train, again.y_train)
+    labelled, unlabeled, hidden = split.semi_supervised(5, 100, generator=torch.Generator().manual_seed(0))
+    again = split.semi_supervised(5, 100, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(unlabeled, again.unlabeled) and torch.equal(labelled.y_train, again.labelled.y_train)
     rows = {tuple(r): int(c) for r, c in zip(split.x_train.tolist(), split.y_train.tolist())}
     assert [rows[tuple(r)] for r in unlabeled.tolist()] == hidden.tolist()
 

@@ -16,8 +16,7 @@ def test_recipe_from_parameters_takes_the_model_from_the_setup():
     recipe = mx.Recipe.from_parameters({"data": "digits", "model": "mlp", "model_options": {"hidden": [8]}},
                                        {"epochs": 3, "milestones": [2], "lr": 0.05, "batch_size": 16})
     assert (recipe.model, recipe.model_options, recipe.epochs, recipe.milestones) == ("mlp", {"hidden": [8]}, 3, (2,))
-    config = recipe.config(seed=7, checkpoint="run.pt")
-    assert (config.seed, config.checkpoint, config.lr, config.milestones) == (7, "run.pt", 0.05, (2,))
+    assert (recipe.lr, recipe.batch_size) == (0.05, 16)
     assert recipe.replace(epochs=1).epochs == 1 and recipe.epochs == 3
 
 
@@ -37,8 +36,8 @@ def test_train_on_is_the_loop_a_chapter_would_write_by_hand():
     mx.seed_everything(3)
     by_hand = models.mlp(2, 2, (16,))
     batches = TensorBatches(split.x_train, split.y_train, 16, drop_last=True)
-    config = mx.TrainConfig(epochs=3, lr=0.1, milestones=(), seed=3)
-    reference = mx.fit(by_hand, mx.InputMixup(1.0), batches, (split.x_test, split.y_test), config)
+    reference = mx.fit(by_hand, mx.InputMixup(1.0), batches, (split.x_test, split.y_test),
+                       mx.Recipe(epochs=3, lr=0.1, milestones=()), seed=3)
     for a, b in zip(net.state_dict().values(), by_hand.state_dict().values()):
         assert torch.equal(a, b)
     assert history.column("test_error") == reference.column("test_error")

@@ -1,0 +1,42 @@
+"""The interface every training method implements, and ERM, the method that mixes nothing.
+
+A *method* (ERM, input mixup, manifold mixup, AdaMixup, ...) is a :class:`Method`: an
+``nn.Module`` whose ``loss(model, x, y, generator)`` turns a batch into a training loss.
+Its own parameters, if it has any (AdaMixup's generator), are trained alongside the model's
+and saved in the same checkpoint. The training loop knows nothing else about it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Method", "ERM"]
+
+
+class Method(nn.Module):
+    """How one training step turns a batch into a loss. Subclasses implement :meth:`loss`."""
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Training loss of ``model`` on the batch ``x`` ``(B, ...)``, ``y`` ``(B,)``; a 0-d tensor.
+        ``generator`` is the epoch's mixing generator: every random draw of the method comes from it."""
+        raise NotImplementedError
+
+    def epoch_end(self, epoch: int) -> dict[str, float]:
+        """Numbers to record in the history after each epoch (e.g. a learned lambda range)."""
+        return {}
+
+
+class ERM(Method):
+    """Empirical risk minimisation: plain cross-entropy on the batch as it is."""
+
+    def __init__(self, label_smoothing: float = 0.0):
+        super().__init__()
+        self.label_smoothing = label_smoothing
+
+    def loss(self, model, x, y, generator):
+        return F.cross_entropy(model(x), y, label_smoothing=self.label_smoothing)
+
+    def extra_repr(self) -> str:
+        return f"label_smoothing={self.label_smoothing}"
