@@ -8,8 +8,9 @@ global random state.
 As torchvision's transforms do, drawing and applying are apart: :func:`draw_mixing` draws the
 lambda and the partners of a batch, :func:`mix` applies them. :func:`mixup` and :func:`cutmix`
 do both for a caller, and check the values a caller passes in (a ``lam`` in [0, 1], an
-``index`` that is a permutation). The training methods draw and apply, so no step reads a GPU
-tensor back to check it: nothing here waits for the GPU.
+``index`` that is a permutation). Values drawn here are never checked, and a method that builds
+its own on the GPU (AdaMixup) applies them with :func:`mix`, so no training step reads a GPU
+tensor back: nothing here waits for the GPU.
 """
 
 from __future__ import annotations
@@ -151,6 +152,11 @@ def mix(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, index: torch.Tensor
     return MixedBatch(x=mixed, y_a=y, y_b=y.index_select(0, index), lam=lam, index=index)
 
 
+def _index(index, batch_size: int, generator) -> torch.Tensor:
+    """A caller's ``index``, checked, or a permutation drawn from ``generator``."""
+    return torch.randperm(batch_size, generator=generator) if index is None else _checked_index(index, batch_size)
+
+
 def _checked_index(index, batch_size: int) -> torch.Tensor:
     """A caller's ``index``, checked to be a permutation of ``range(batch_size)``."""
     if not isinstance(index, torch.Tensor) or index.dim() != 1 or index.shape[0] != batch_size or index.is_floating_point():
@@ -229,7 +235,7 @@ def mixup(
     if lam is None and index is None:
         lam, index = draw_mixing(batch_size, alpha, per_sample=per_sample, generator=generator)
     else:
-        index = torch.randperm(batch_size, generator=generator) if index is None else _checked_index(index, batch_size)
+        index = _index(index, batch_size, generator)
         lam = sample_lambda(alpha, shape or None, generator=generator) if lam is None else _checked_lam(lam, shape)
     return mix(x, y, lam, index)
 
@@ -282,6 +288,6 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, alpha: float = 1.0, *, lam: float |
     if x.dim() not in (3, 4):
         raise ValueError(f"x must be images of shape (B, C, H, W) or (B, H, W), got shape {tuple(x.shape)}")
     batch_size = x.shape[0]
-    index = torch.randperm(batch_size, generator=generator) if index is None else _checked_index(index, batch_size)
+    index = _index(index, batch_size, generator)
     requested = float(sample_lambda(alpha, generator=generator) if lam is None else _checked_lam(lam, ()))
     return paste_box(x, y, draw_box(x.shape[-2], x.shape[-1], requested, generator), index)
