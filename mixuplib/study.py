@@ -54,11 +54,14 @@ class Study:
     """The runs of several methods × seeds on one split and recipe.
 
     Attributes:
-        split: the data, with the test labels the logits are scored against.
+        split: the data, with the test labels the logits are scored against: every seed's, or the
+            first seed's where the study drew its data per seed.
         recipe: the training recipe every run used.
         seeds: the seeds, the same for every method.
         runs: ``{method: [Run per seed, in seed order]}``.
         models: ``{method: the first seed's trained model}``, for figures.
+        seed_splits: ``{seed: Split}`` where each seed drew its own data (``study`` with a function
+            of the seed), else empty; :meth:`split_of` reads it.
     """
 
     split: Split
@@ -66,6 +69,13 @@ class Study:
     seeds: list[int]
     runs: dict[str, list[Run]] = field(default_factory=dict)
     models: dict[str, nn.Module] = field(default_factory=dict)
+    seed_splits: dict[int, Split] = field(default_factory=dict)
+
+    def split_of(self, seed: int) -> Split:
+        """The data seed ``seed`` trained and was scored on."""
+        if seed not in self.seeds:
+            raise ValueError(f"seed must be one of the study's seeds {self.seeds}, got {seed!r}")
+        return self.seed_splits.get(seed, self.split)
 
     def _runs(self, method: str) -> list[Run]:
         if method not in self.runs:
@@ -79,17 +89,17 @@ class Study:
         if per is None:
             raise ValueError(f"metric {name!r} is one number per run and has no per-example values; those with them: "
                              f"{[k for k, m in METRICS.items() if m.per_example]}")
-        labels = self.split.y_test.cpu()
-        return np.stack([per(run.test_logits, labels).numpy() for run in self._runs(method)]).astype(float)
+        return np.stack([per(run.test_logits, self.split_of(run.seed).y_test.cpu()).numpy()
+                         for run in self._runs(method)]).astype(float)
 
     def last(self, method: str, name: str) -> list[float]:
         """``method``'s metric ``name`` after the last epoch, one value per seed: from the final
         test logits for test metrics, else from the history (e.g. ``train_loss``)."""
         metric(name)
-        labels = self.split.y_test.cpu()
         if name.startswith("test_"):
             key = name[len("test_"):]
-            return [classification_metrics(run.test_logits, labels)[key] for run in self._runs(method)]
+            return [classification_metrics(run.test_logits, self.split_of(run.seed).y_test.cpu())[key]
+                    for run in self._runs(method)]
         return [float(run.history.last[name]) for run in self._runs(method)]
 
     def trained(self, method: str) -> list[nn.Module]:
@@ -111,9 +121,11 @@ class Study:
             raise ValueError(f"seeds must be a non-empty subset of the study's seeds {self.seeds}, got {seeds!r}")
         keep = [i for i, s in enumerate(self.seeds) if s in seeds]
         # ``models`` holds the first seed's networks: they stay only if that seed does.
-        return Study(self.split, self.recipe, [self.seeds[i] for i in keep],
+        kept = [self.seeds[i] for i in keep]
+        return Study(self.split_of(kept[0]), self.recipe, kept,
                      {name: [done[i] for i in keep] for name, done in self.runs.items()},
-                     dict(self.models) if keep[0] == 0 else {})
+                     dict(self.models) if keep[0] == 0 else {},
+                     {s: d for s, d in self.seed_splits.items() if s in kept})
 
     def compare(self, a: str, b: str, name: str) -> Comparison:
         """``a`` against ``b`` on the metric ``name``, seed by seed, with a 95 % interval that also
@@ -156,12 +168,16 @@ def train_on(split: Split, method: Method | Callable[[nn.Module], Method], *, se
     return net, fit(net, method, batches, test, recipe, seed=seed, checkpoint=checkpoint, callbacks=callbacks)
 
 
-def study(split: Split, methods: dict[str, Callable[[nn.Module], Method]], *, seeds: Sequence[int], recipe: Recipe,
-          test_each_epoch: bool = True, keep_models: bool = False, callbacks: Sequence[Callback] = ()) -> Study:
+def study(split: Split | Callable[[int], Split], methods: dict[str, Callable[[nn.Module], Method]], *,
+          seeds: Sequence[int], recipe: Recipe, test_each_epoch: bool = True, keep_models: bool = False,
+          callbacks: Sequence[Callback] = ()) -> Study:
     """Train every method of ``methods`` with every seed on ``split`` under ``recipe``.
 
     Args:
-        split: training and test data, on the device the runs use.
+        split: training and test data, on the device the runs use; or a function of the seed that
+            returns that seed's own :class:`~mixuplib.data.Split` (a toy drawn anew per seed), so the
+            spread over seeds covers the draw of the data too. Every method of a seed trains on the
+            same data either way: comparisons stay paired.
         methods: ``{name: factory}``; each factory receives the built model and returns the
             :class:`~mixuplib.method.Method` for that run.
         seeds: the seeds, the same for every method (paired runs).
@@ -182,6 +198,7 @@ def study(split: Split, methods: dict[str, Callable[[nn.Module], Method]], *, se
         raise ValueError(f"seeds must list distinct seeds, at least one, got {seeds!r}")
     if not methods:
         raise ValueError("methods must name at least one method factory, got none")
+    splits = {seed: _split_for(split, seed) for seed in seeds}
     cache = runcache.from_environment() if not callbacks else None
     todo, trained = [(name, seed) for name in methods for seed in seeds], {}
     # First pass: skip a run another process is training (a chapter beside this one); then wait for it.
@@ -189,21 +206,30 @@ def study(split: Split, methods: dict[str, Callable[[nn.Module], Method]], *, se
         later = []
         for name, seed in todo:
             try:
-                trained[name, seed] = _run(split, methods[name], seed, recipe, test_each_epoch, callbacks, cache, wait)
+                trained[name, seed] = _run(splits[seed], methods[name], seed, recipe, test_each_epoch, callbacks, cache, wait)
             except runcache.Busy:
                 later.append((name, seed))
         todo = later
-    result = Study(split, recipe, seeds)
+    result = Study(splits[seeds[0]], recipe, seeds, seed_splits=splits if callable(split) else {})
     for name in methods:
         for seed in seeds:
             net, history, _ = trained[name, seed]
-            logits = predict(net, split.x_test).float().cpu()
+            logits = predict(net, splits[seed].x_test).float().cpu()
             result.runs.setdefault(name, []).append(Run(seed, history, logits, net if keep_models else None))
             if seed == seeds[0]:
                 result.models[name] = net
     # The random state of the last run in order, whichever ran last, so later draws do not depend on the order.
     runcache.set_random_state(trained[list(methods)[-1], seeds[-1]][2])
     return result
+
+
+def _split_for(split, seed: int) -> Split:
+    """``split`` itself, or the Split a function of the seed returns for ``seed``."""
+    chosen = split(seed) if callable(split) else split
+    if not isinstance(chosen, Split):
+        raise TypeError(f"split must be a mixuplib Split or a function of the seed returning one; for seed {seed} "
+                        f"got {type(chosen).__name__}")
+    return chosen
 
 
 def _run(split: Split, factory, seed: int, recipe: Recipe, test_each_epoch: bool, callbacks, cache, wait: bool):

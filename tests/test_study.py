@@ -6,6 +6,7 @@ import torch
 
 import mixuplib as mx
 from mixuplib import data
+from mixuplib.metrics import metric
 from mixuplib.study import study
 
 RECIPE = mx.Recipe(model="mlp", model_options={"hidden": (16,)}, epochs=2, batch_size=32, lr=0.1, milestones=())
@@ -89,3 +90,27 @@ def test_bad_studies_are_refused_by_name(split):
     with pytest.raises(TypeError, match="the method factory must return a mixuplib.Method"):
         mx.train_on(split, lambda net: None, seed=0, recipe=RECIPE)
     assert np.isinf(runs.compare("ERM", "ERM", "test_error").high), "one seed resolves nothing"
+
+
+def test_a_study_can_draw_each_seeds_data_and_scores_each_run_on_its_own_test_set():
+    drawn = []
+
+    def toy(seed):
+        drawn.append(seed)
+        return data.two_moons(40, 60, noise=0.2, seed=2 * seed)
+
+    runs = study(toy, {"ERM": lambda net: mx.ERM(), "mixup": lambda net: mx.InputMixup(1.0)}, seeds=[1, 2],
+                 recipe=RECIPE.replace(epochs=1, batch_size=20), keep_models=True)
+    assert drawn == [1, 2], "one draw per seed, shared by the methods"
+    assert not torch.equal(runs.split_of(1).x_train, runs.split_of(2).x_train) and runs.split is runs.split_of(1)
+    for k, seed in enumerate(runs.seeds):  # each row is scored against its own seed's test labels
+        own = metric("test_error").per_example(runs.runs["ERM"][k].test_logits, runs.split_of(seed).y_test)
+        assert np.array_equal(runs.per_example("ERM", "test_error")[k], own.numpy().astype(float))
+        assert torch.equal(mx.predict(runs.trained("ERM")[k], runs.split_of(seed).x_test).float(),
+                           runs.runs["ERM"][k].test_logits)
+    assert runs.compare("mixup", "ERM", "test_nll").n_examples == 60
+    assert runs.on_seeds([2]).split_of(2) is runs.split_of(2)
+    with pytest.raises(ValueError, match="one of the study's seeds"):
+        runs.split_of(7)
+    with pytest.raises(TypeError, match="function of the seed returning one"):
+        study(lambda seed: "not data", {"ERM": lambda net: mx.ERM()}, seeds=[0], recipe=RECIPE)
