@@ -131,17 +131,29 @@ def small_cnn(in_channels: int = 1, num_classes: int = 10, width: int = 32, drop
     ))
 
 
-def mlp(in_features: int, num_classes: int, hidden: tuple[int, ...] = (256, 256), dropout: float = 0.0) -> nn.Sequential:
-    """A fully connected ReLU network; each hidden layer is a stage.
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+
+
+def mlp(in_features: int, num_classes: int, hidden: tuple[int, ...] = (256, 256), dropout: float = 0.0,
+        activation: str = "relu", linear: tuple[int, ...] = ()) -> nn.Sequential:
+    """A fully connected network; each hidden layer is a stage.
 
     Input ``(B, in_features)`` or any ``(B, ...)`` that flattens to it; output
-    ``(B, num_classes)``.
+    ``(B, num_classes)``. ``activation`` is ``"relu"`` (piecewise linear) or ``"gelu"`` (smooth,
+    for analyses that need the network's second derivatives in its input). ``linear`` lists
+    hidden layers (numbered from 1) left without an activation, e.g. a 2-unit bottleneck whose
+    output a figure plots as it is.
     """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    linear = tuple(linear)
+    if any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(hidden) for k in linear):
+        raise ValueError(f"linear must list hidden layers numbered 1 to {len(hidden)}, got {linear!r}")
     stages: OrderedDict[str, nn.Module] = OrderedDict()
     width = in_features
     for i, units in enumerate(hidden, start=1):
         layers = [nn.Flatten()] if i == 1 else []
-        layers += [nn.Linear(width, units), nn.ReLU()]
+        layers += [nn.Linear(width, units)] + ([] if i in linear else [ACTIVATIONS[activation]()])
         if dropout:
             layers.append(nn.Dropout(dropout))
         stages[f"stage{i}"] = nn.Sequential(*layers)

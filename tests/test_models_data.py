@@ -15,6 +15,7 @@ from mixuplib.label_noise import corrupt_labels
     (lambda: models.wide_resnet(16, 2, 10), (2, 3, 32, 32), 4),
     (lambda: models.small_cnn(1, 10), (2, 1, 28, 28), 4),
     (lambda: models.mlp(40, 10, (32, 32)), (2, 40), 3),
+    (lambda: models.mlp(40, 10, (32, 32), activation="gelu"), (2, 40), 3),
 ])
 def test_models_are_sequences_of_stages(build, shape, stages):
     torch.manual_seed(0)
@@ -25,6 +26,22 @@ def test_models_are_sequences_of_stages(build, shape, stages):
     assert out.shape == (2, net[-1].out_features if isinstance(net[-1], torch.nn.Linear) else net(x).shape[1])
     for k in range(len(net) + 1):  # running the stages in two parts is the same network
         torch.testing.assert_close(net[k:](net[:k](x)), out)
+
+
+def test_a_gelu_mlp_is_smooth_and_a_relu_one_piecewise_linear():
+    # The second derivative in the input: zero almost everywhere for ReLU, not for GELU.
+    torch.manual_seed(0)
+    x = torch.randn(2, dtype=torch.float64)
+    for activation, curved in (("relu", False), ("gelu", True)):
+        net = models.mlp(2, 2, (16, 16), activation=activation).double()
+        hessian = torch.func.hessian(lambda z: net(z[None])[0, 1])(x)
+        assert bool(hessian.abs().max() > 1e-6) == curved, activation
+    with pytest.raises(ValueError, match="activation must be one of \\['gelu', 'relu'\\], got 'tanh'"):
+        models.mlp(2, 2, activation="tanh")
+    bottleneck = models.mlp(2, 2, (8, 2, 8), linear=(2,))
+    assert [type(m).__name__ for m in bottleneck[1]] == ["Linear"] and type(bottleneck[2][-1]).__name__ == "ReLU"
+    with pytest.raises(ValueError, match="linear must list hidden layers numbered 1 to 3, got \\(4,\\)"):
+        models.mlp(2, 2, (8, 2, 8), linear=(4,))
 
 
 def test_paper_model_sizes():
