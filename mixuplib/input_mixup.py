@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .losses import mixup_cross_entropy
+from .losses import check_criterion, mixup_cross_entropy, mixup_loss
 from .mixing import check_alpha, cutmix, mixup
 from .method import Method
 
@@ -18,19 +18,22 @@ class InputMixup(Method):
         alpha: Beta parameter (1.0 in the paper's CIFAR runs).
         per_sample: one lambda per example instead of one per batch.
         label_smoothing: smoothing of each one-hot label before mixing.
+        criterion: ``"cross_entropy"`` or ``"softmax_bce"`` (:func:`mixuplib.losses.mixup_loss`).
     """
 
-    def __init__(self, alpha: float = 1.0, *, per_sample: bool = False, label_smoothing: float = 0.0):
+    def __init__(self, alpha: float = 1.0, *, per_sample: bool = False, label_smoothing: float = 0.0,
+                 criterion: str = "cross_entropy"):
         super().__init__()
         self.alpha = check_alpha(alpha)
-        self.per_sample, self.label_smoothing = per_sample, label_smoothing
+        self.per_sample, self.label_smoothing, self.criterion = per_sample, label_smoothing, check_criterion(criterion)
 
     def loss(self, model, x, y, generator):
         batch = mixup(x, y, self.alpha, generator=generator, per_sample=self.per_sample)
-        return mixup_cross_entropy(model(batch.x), batch, self.label_smoothing)
+        return mixup_loss(model(batch.x), batch, self.criterion, self.label_smoothing)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, per_sample={self.per_sample}, label_smoothing={self.label_smoothing}"
+        return (f"alpha={self.alpha}, per_sample={self.per_sample}, label_smoothing={self.label_smoothing}, "
+                f"criterion={self.criterion!r}")
 
 
 class CutMix(Method):

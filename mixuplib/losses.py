@@ -7,7 +7,12 @@ import torch.nn.functional as F
 
 from .mixing import MixedBatch
 
-__all__ = ["soft_targets", "soft_cross_entropy", "mixup_cross_entropy", "check_labels"]
+__all__ = ["soft_targets", "soft_cross_entropy", "mixup_cross_entropy", "check_labels", "CRITERIA", "check_criterion",
+           "softmax_bce", "label_loss", "mixup_loss"]
+
+# The training criteria a method can use: the cross-entropy, and the binary cross-entropy on the softmax
+# outputs with which Verma et al.'s official manifold mixup code trains every method, ERM included.
+CRITERIA = ("cross_entropy", "softmax_bce")
 
 
 def check_labels(y: torch.Tensor, num_classes: int, name: str = "y") -> None:
@@ -100,3 +105,47 @@ def mixup_cross_entropy(logits: torch.Tensor, batch: MixedBatch, label_smoothing
     loss_a = F.cross_entropy(logits, batch.y_a, reduction="none", label_smoothing=label_smoothing)
     loss_b = F.cross_entropy(logits, batch.y_b, reduction="none", label_smoothing=label_smoothing)
     return torch.lerp(loss_b, loss_a, batch.lam.to(loss_a.dtype)).mean()
+
+
+def check_criterion(criterion) -> str:
+    """``criterion`` itself if it is one of :data:`CRITERIA`, else ValueError."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {list(CRITERIA)}, got {criterion!r}")
+    return criterion
+
+
+def softmax_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of ``softmax(logits)`` against ``targets``, averaged over all ``B x K``
+    entries: ``nn.BCELoss()(softmax(logits), targets)``, as the official manifold mixup code
+    trains (``bce_loss(softmax(output), reweighted_target)``). Computed in float32 outside
+    autocast, where torch refuses the binary cross-entropy.
+
+    Args:
+        logits: shape ``(B, K)``.
+        targets: shape ``(B, K)``, entries in [0, 1] (one-hot or mixed labels).
+
+    Returns:
+        A 0-d tensor.
+    """
+    if logits.dim() != 2 or targets.shape != logits.shape:
+        raise ValueError(f"logits and targets must both have shape (B, K), got logits {tuple(logits.shape)} and targets {tuple(targets.shape)}")
+    with torch.autocast(logits.device.type, enabled=False):
+        return F.binary_cross_entropy(F.softmax(logits.float(), dim=-1), targets.float())
+
+
+def label_loss(logits: torch.Tensor, y: torch.Tensor, criterion: str = "cross_entropy",
+               label_smoothing: float = 0.0) -> torch.Tensor:
+    """The loss of ``logits`` ``(B, K)`` against class indices ``y`` ``(B,)`` under ``criterion``."""
+    if check_criterion(criterion) == "cross_entropy":
+        return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    return softmax_bce(logits, _as_distribution(y, logits.shape[1], label_smoothing, torch.float32))
+
+
+def mixup_loss(logits: torch.Tensor, batch: MixedBatch, criterion: str = "cross_entropy",
+               label_smoothing: float = 0.0) -> torch.Tensor:
+    """The loss of a mixed batch under ``criterion``: :func:`mixup_cross_entropy`, or
+    :func:`softmax_bce` against the mixed targets (which equals its two-term form, since the
+    binary cross-entropy is linear in its target too)."""
+    if check_criterion(criterion) == "cross_entropy":
+        return mixup_cross_entropy(logits, batch, label_smoothing)
+    return softmax_bce(logits, soft_targets(batch, logits.shape[1], label_smoothing).float())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .losses import mixup_cross_entropy
+from .losses import check_criterion, mixup_loss
 from .mixing import MixedBatch, check_alpha, mixup
 from .method import Method
 
@@ -54,18 +54,21 @@ class ManifoldMixup(Method):
     Args:
         alpha: Beta parameter (2.0 in the paper: lambda concentrates near 0.5).
         layers: eligible layers; ``(0, 1, 2)`` is the paper's {input, after block 1, after block 2}.
+        criterion: ``"cross_entropy"``, or ``"softmax_bce"``, the loss of the official code
+            (:func:`mixuplib.losses.mixup_loss`).
     """
 
-    def __init__(self, alpha: float = 2.0, layers=(0, 1, 2)):
+    def __init__(self, alpha: float = 2.0, layers=(0, 1, 2), *, criterion: str = "cross_entropy"):
         super().__init__()
         self.alpha = check_alpha(alpha)
         self.layers = tuple(layers)
+        self.criterion = check_criterion(criterion)
 
     def loss(self, model, x, y, generator):
         layers = check_layers(self.layers, model)
         layer = layers[int(torch.randint(len(layers), (), generator=generator))]
         logits, batch = mix_at_layer(model, x, y, layer, self.alpha, generator=generator)
-        return mixup_cross_entropy(logits, batch)
+        return mixup_loss(logits, batch, self.criterion)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, layers={self.layers}"
+        return f"alpha={self.alpha}, layers={self.layers}, criterion={self.criterion!r}"

@@ -9,8 +9,9 @@ and saved in the same checkpoint. The training loop knows nothing else about it.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .losses import check_criterion, label_loss
 
 __all__ = ["Method", "ERM"]
 
@@ -29,14 +30,20 @@ class Method(nn.Module):
 
 
 class ERM(Method):
-    """Empirical risk minimisation: plain cross-entropy on the batch as it is."""
+    """Empirical risk minimisation: the loss of the batch as it is.
 
-    def __init__(self, label_smoothing: float = 0.0):
+    Args:
+        label_smoothing: smoothing of each one-hot label.
+        criterion: ``"cross_entropy"``, or ``"softmax_bce"`` as Verma et al.'s code trains
+            (:data:`mixuplib.losses.CRITERIA`).
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, *, criterion: str = "cross_entropy"):
         super().__init__()
-        self.label_smoothing = label_smoothing
+        self.label_smoothing, self.criterion = label_smoothing, check_criterion(criterion)
 
     def loss(self, model, x, y, generator):
-        return F.cross_entropy(model(x), y, label_smoothing=self.label_smoothing)
+        return label_loss(model(x), y, self.criterion, self.label_smoothing)
 
     def extra_repr(self) -> str:
-        return f"label_smoothing={self.label_smoothing}"
+        return f"label_smoothing={self.label_smoothing}, criterion={self.criterion!r}"

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mixuplib as m
+from mixuplib.manifold import ManifoldMixup
 from mixuplib.peers import use_lambda
 
 B, K = 16, 10
@@ -236,6 +237,34 @@ def test_two_term_loss_equals_soft_cross_entropy(seed, per_sample, smoothing):
     soft.backward()
     torch.testing.assert_close(two_term, soft, atol=1e-10, rtol=0)
     torch.testing.assert_close(la.grad, lb.grad, atol=1e-10, rtol=0)
+
+
+def test_softmax_bce_is_torchs_bce_on_softmax_and_linear_in_its_target():
+    # The official manifold mixup code: nn.BCELoss()(softmax(output), reweighted_target), the peer here.
+    from mixuplib.losses import label_loss, mixup_loss, softmax_bce
+    g = torch.Generator().manual_seed(0)
+    x, y = batch(0, shape=(8, 5))
+    logits = torch.randn(8, K, generator=g)
+    mixed = m.mixup(x, y, generator=g, per_sample=True)
+    targets = m.soft_targets(mixed, K)
+    peer = torch.nn.BCELoss()(torch.softmax(logits, 1), targets)
+    torch.testing.assert_close(softmax_bce(logits, targets), peer)
+    torch.testing.assert_close(mixup_loss(logits, mixed, "softmax_bce"), peer)
+    # Linear in the target: the two-term form gives the same value.
+    one_hot = lambda labels: torch.nn.functional.one_hot(labels, K).float()  # noqa: E731
+    per_example = lambda t: torch.nn.functional.binary_cross_entropy(torch.softmax(logits, 1), t, reduction="none").mean(1)  # noqa: E731
+    two_term = (mixed.lam * per_example(one_hot(mixed.y_a)) + (1 - mixed.lam) * per_example(one_hot(mixed.y_b))).mean()
+    torch.testing.assert_close(mixup_loss(logits, mixed, "softmax_bce"), two_term)
+    torch.testing.assert_close(label_loss(logits, y, "softmax_bce"), torch.nn.BCELoss()(torch.softmax(logits, 1), one_hot(y)))
+    torch.testing.assert_close(label_loss(logits, y), torch.nn.functional.cross_entropy(logits, y))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # torch refuses BCE under autocast; softmax_bce steps out of it
+        assert softmax_bce(logits, targets).dtype == torch.float32
+    with pytest.raises(ValueError, match="criterion must be one of \\['cross_entropy', 'softmax_bce'\\], got 'mse'"):
+        mixup_loss(logits, mixed, "mse")
+    for make in (lambda: m.ERM(criterion="bce"), lambda: m.InputMixup(1.0, criterion="bce"),
+                 lambda: ManifoldMixup(2.0, criterion="bce")):
+        with pytest.raises(ValueError, match="criterion must be one of"):
+            make()
 
 
 @pytest.mark.parametrize("alpha", [0, -1.0, float("nan"), float("inf"), "1", True, None])
