@@ -10,7 +10,13 @@ Two learned parts sit beside the classifier:
   mixed examples (label 0) from real ones, both the originals of the mixed pairs and "unseen"
   examples that were not mixed (label 1).
 
-The batch is split in two: the first half is mixed, the second half is the unseen set.
+The batch is split in two: the first half is mixed, the second half is the unseen set. As in
+the official code (``SITE5039/AdaMixUp``: one permutation of the whole batch, then the split),
+each example of the first half takes its partner from the whole batch, so an unseen example
+can be a partner: it is never classified on its own, but its label enters the mixes it joins.
+The official code also runs the classifier and the discriminator through the trunk in two
+passes; this one runs one pass over originals, mixes and unseen examples, so with batch norm
+the two heads see one set of batch statistics instead of two.
 Classifier, generator and discriminator minimise one joint loss: the classification loss on
 the originals and the mixes, plus the discriminator's cross-entropy. A mix that lands on the
 data manifold of another class is hard to tell from a real example, so the joint loss pushes
@@ -27,10 +33,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .losses import mixup_cross_entropy
-from .mixing import mix
+from .mixing import MixedBatch, mix
 from .method import Method
 
-__all__ = ["PolicyRegionGenerator", "IntrusionDiscriminator", "AdaMixup", "small_policy_body", "intrusion_labels"]
+__all__ = ["PolicyRegionGenerator", "IntrusionDiscriminator", "AdaMixup", "HalfBatch", "small_policy_body",
+           "intrusion_labels"]
 
 
 def small_policy_body(in_channels: int, features: int = 64) -> nn.Sequential:
@@ -111,11 +118,14 @@ class AdaMixup(Method):
             raise ValueError(f"AdaMixup needs a batch of at least 4 examples (half mixed, half unseen), got {x.shape[0]}")
         half = x.shape[0] // 2
         x_mix, y_mix, x_unseen = x[:half], y[:half], x[half:]
-        index = torch.randperm(half, generator=generator).to(x.device, non_blocking=True)
-        alpha, delta = self.policy(x_mix, x_mix.index_select(0, index))
+        # The official pairing: one permutation of the whole batch, of which the first half's partners are used.
+        index = torch.randperm(x.shape[0], generator=generator).to(x.device, non_blocking=True)
+        alpha, delta = self.policy(x_mix, x.index_select(0, index[:half]))
         lam = PolicyRegionGenerator.draw_lambda(alpha, delta, generator)
-        # Drawn here, valid by construction: applied without the checks that would sync a GPU.
-        batch = mix(x_mix, y_mix, lam, index)
+        # Drawn here, valid by construction: applied without the checks that would sync a GPU. The unseen half keeps
+        # weight 1 on itself (it is not mixed); only the first half's mixes are used.
+        batch = mix(x, y, torch.cat([lam, torch.ones(x.shape[0] - half, device=lam.device, dtype=lam.dtype)]), index)
+        batch = MixedBatch(batch.x[:half], batch.y_a[:half], batch.y_b[:half], batch.lam[:half], batch.index[:half])
 
         # One pass of the trunk over originals, mixes and unseen examples feeds both heads.
         features = model[:-1](torch.cat([x_mix, batch.x, x_unseen]))
@@ -147,3 +157,27 @@ class AdaMixup(Method):
         return {"region_alpha": alpha / steps, "region_delta": delta / steps, "lambda_minor": minor / steps,
                 "loss_classify": classify / steps, "loss_intrusion": intrusion / steps,
                 "discriminator_accuracy": accuracy / steps}
+
+
+class HalfBatch(Method):
+    """A control for AdaMixup's halved supervised signal: ``method`` trained on the first half of
+    every batch only, the half AdaMixup classifies; the second half is never used.
+
+    Args:
+        method: the :class:`~mixuplib.method.Method` to train on half batches (ERM, mixup, ...).
+    """
+
+    def __init__(self, method: Method):
+        super().__init__()
+        if not isinstance(method, Method):
+            raise TypeError(f"method must be a mixuplib Method, got {type(method).__name__}")
+        self.method = method
+
+    def loss(self, model, x, y, generator):
+        if x.shape[0] < 2:
+            raise ValueError(f"HalfBatch needs a batch of at least 2 examples, got {x.shape[0]}")
+        half = x.shape[0] // 2
+        return self.method.loss(model, x[:half], y[:half], generator)
+
+    def epoch_end(self, epoch):
+        return self.method.epoch_end(epoch)

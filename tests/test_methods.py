@@ -107,9 +107,31 @@ def test_intrusion_labels_and_discriminator_inputs(monkeypatch):
     features = captured["features"]
     assert features.shape == (15, 128)  # 5 unseen + 5 originals + 5 mixes
     net.train()
-    trunk = net[:-1](torch.cat([x[:5], captured["batch"].x, x[5:]]))
+    whole = captured["batch"]  # the official pairing mixes over the whole batch; the first half's mixes are used
+    trunk = net[:-1](torch.cat([x[:5], whole.x[:5], x[5:]]))
     torch.testing.assert_close(features, torch.cat([trunk[10:], trunk[:5], trunk[5:10]]))
-    assert captured["batch"].lam.shape == (5,) and loss.requires_grad
+    assert whole.lam.shape == (10,) and bool((whole.lam[5:] == 1).all()) and loss.requires_grad
+    torch.testing.assert_close(whole.x[5:], x[5:])  # the unseen half itself is never mixed
+
+
+def test_adamixup_pairs_over_the_whole_batch_as_the_official_code_does(monkeypatch):
+    # One permutation of all B examples before the split: a mixed example's partner may be an unseen one.
+    net = models.small_cnn(1, 10, width=4)
+    drawn = []
+    real_mix = am.mix
+    monkeypatch.setattr(am, "mix", lambda *a, **k: drawn.append(real_mix(*a, **k)) or drawn[-1])
+    method = am.AdaMixup(policy(), am.IntrusionDiscriminator(128))
+    x, y = batch(16)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        method.loss(net, x, y, g)
+    partners = torch.cat([b.index[:8] for b in drawn])
+    assert all(sorted(b.index.tolist()) == list(range(16)) for b in drawn), "a permutation of the whole batch"
+    assert bool((partners >= 8).any()) and bool((partners < 8).any()), "partners from both halves"
+    mixed = drawn[-1]
+    lam = mixed.lam[:8].view(-1, 1, 1, 1)
+    torch.testing.assert_close(mixed.x[:8], lam * x[:8] + (1 - lam) * x[mixed.index[:8]])
+    assert torch.equal(mixed.y_b[:8], y[mixed.index[:8]])
 
 
 def test_adamixup_trains_all_three_parts_and_reports_its_region():
@@ -127,3 +149,18 @@ def test_adamixup_trains_all_three_parts_and_reports_its_region():
     assert method.epoch_end(2) == {}
     with pytest.raises(ValueError, match="at least 4 examples"):
         method.loss(net, *batch(3), torch.Generator())
+
+
+def test_half_batch_trains_its_method_on_the_first_half_only():
+    net = models.small_cnn(1, 10, width=4)
+    x, y = batch(10)
+    half = am.HalfBatch(mx.ERM())
+    torch.manual_seed(0)
+    net.eval()  # batch-norm statistics of the batch it sees would differ otherwise
+    assert torch.equal(half.loss(net, x, y, torch.Generator()), mx.ERM().loss(net, x[:5], y[:5], torch.Generator()))
+    assert torch.equal(half.loss(net, x, y, torch.Generator()), half.loss(net, torch.cat([x[:5], x[5:] * 0]), y,
+                                                                           torch.Generator())), "the second half is unused"
+    with pytest.raises(TypeError, match="method must be a mixuplib Method"):
+        am.HalfBatch("erm")
+    with pytest.raises(ValueError, match="at least 2 examples"):
+        half.loss(net, x[:1], y[:1], torch.Generator())
