@@ -148,4 +148,4 @@ def mixup_loss(logits: torch.Tensor, batch: MixedBatch, criterion: str = "cross_
     binary cross-entropy is linear in its target too)."""
     if check_criterion(criterion) == "cross_entropy":
         return mixup_cross_entropy(logits, batch, label_smoothing)
-    return softmax_bce(logits, soft_targets(batch, logits.shape[1], label_smoothing).float())
+    return softmax_bce(logits, soft_targets(batch, logits.shape[1], label_smoothing))
