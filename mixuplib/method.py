@@ -28,6 +28,12 @@ class Method(nn.Module):
         """Numbers to record in the history after each epoch (e.g. a learned lambda range)."""
         return {}
 
+    def readouts(self) -> dict[str, nn.Module]:
+        """Networks besides the trained model that a study scores too, ``{name: network}``: a
+        mean teacher or a moving average of the weights, which some papers report instead of
+        the model itself. None by default."""
+        return {}
+
 
 class ERM(Method):
     """Empirical risk minimisation: the loss of the batch as it is.

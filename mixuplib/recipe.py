@@ -8,6 +8,7 @@ one run of it starts from; :func:`mixuplib.train.fit` trains it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from typing import Callable
 
 from torch import nn
@@ -31,7 +32,8 @@ class Recipe:
         model_options: keyword arguments for the model, e.g. ``{"width": 8}``.
         batch_size: examples per training batch; the last, smaller batch is dropped, since
             mixing wants full batches.
-        augment: the CIFAR random crop (padding 4) and horizontal flip, per batch.
+        augment: the CIFAR random crop and horizontal flip, per batch.
+        crop_padding: the crop's zero padding in pixels on each side (4 in the CIFAR papers).
         epochs: passes over the training data.
         lr, momentum, weight_decay, nesterov: SGD settings.
         milestones: epochs at which the learning rate is multiplied by ``gamma``.
@@ -47,6 +49,7 @@ class Recipe:
     model_options: dict = field(default_factory=dict)
     batch_size: int = 128
     augment: bool = False
+    crop_padding: int = 4
     epochs: int = 200
     lr: float = 0.1
     momentum: float = 0.9
@@ -67,6 +70,8 @@ class Recipe:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if isinstance(self.crop_padding, bool) or not isinstance(self.crop_padding, int) or self.crop_padding < 0:
+            raise ValueError(f"crop_padding must be an integer >= 0, got {self.crop_padding!r}")
 
     @classmethod
     def from_parameters(cls, setup: dict, training: dict) -> "Recipe":
@@ -106,6 +111,6 @@ class Recipe:
             method = method(net)
             if not isinstance(method, Method):
                 raise TypeError(f"the method factory must return a mixuplib.Method, got {type(method).__name__}")
-        batches = TensorBatches(split.x_train, split.y_train, self.batch_size, drop_last=True,
-                                augment=random_crop_flip if self.augment else None)
+        augment = partial(random_crop_flip, padding=self.crop_padding) if self.augment else None
+        batches = TensorBatches(split.x_train, split.y_train, self.batch_size, drop_last=True, augment=augment)
         return net, method, batches

@@ -12,7 +12,9 @@ Every method trains with the same seeds, so seed ``s`` of two methods saw the sa
 the same order and started from the same weights: comparisons are paired. Each run keeps its
 per-epoch history and its final test logits, so metrics measured on the test set are compared
 per test image as well (:func:`mixuplib.stats.paired`); the first seed's model is kept for
-figures. Metrics are named as in :data:`mixuplib.metrics.METRICS`.
+figures. A method's readouts (:meth:`~mixuplib.method.Method.readouts`, e.g. ICT's teacher) are
+scored as runs of their own, named ``"ICT (teacher)"``, paired with the others like any run.
+Metrics are named as in :data:`mixuplib.metrics.METRICS`.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class Study:
             first seed's where the study drew its data per seed.
         recipe: the training recipe every run used.
         seeds: the seeds, the same for every method.
-        runs: ``{method: [Run per seed, in seed order]}``.
+        runs: ``{method: [Run per seed, in seed order]}``, a readout as ``"method (readout)"``
+            right after its method (its history is the method's).
         models: ``{method: the first seed's trained model}``, for figures.
         seed_splits: ``{seed: Split}`` where each seed drew its own data (``study`` with a function
             of the seed), else empty; :meth:`split_of` reads it.
@@ -213,13 +216,14 @@ def study(split: Split | Callable[[int], Split], methods: dict[str, Callable[[nn
     result = Study(splits[seeds[0]], recipe, seeds, seed_splits=splits if callable(split) else {})
     for name in methods:
         for seed in seeds:
-            net, history, _ = trained[name, seed]
-            logits = predict(net, splits[seed].x_test).float().cpu()
-            result.runs.setdefault(name, []).append(Run(seed, history, logits, net if keep_models else None))
-            if seed == seeds[0]:
-                result.models[name] = net
+            net, method, history, _ = trained[name, seed]
+            for run_name, scored in {name: net, **{f"{name} ({r})": m for r, m in method.readouts().items()}}.items():
+                logits = predict(scored, splits[seed].x_test).float().cpu()
+                result.runs.setdefault(run_name, []).append(Run(seed, history, logits, scored if keep_models else None))
+                if seed == seeds[0]:
+                    result.models[run_name] = scored
     # The random state of the last run in order, whichever ran last, so later draws do not depend on the order.
-    runcache.set_random_state(trained[list(methods)[-1], seeds[-1]][2])
+    runcache.set_random_state(trained[list(methods)[-1], seeds[-1]][-1])
     return result
 
 
@@ -233,7 +237,7 @@ def _split_for(split, seed: int) -> Split:
 
 
 def _run(split: Split, factory, seed: int, recipe: Recipe, test_each_epoch: bool, callbacks, cache, wait: bool):
-    """``(model, history, random state at its end)`` of one run, trained, or loaded from ``cache``."""
+    """``(model, method, history, random state at its end)`` of one run, trained, or loaded from ``cache``."""
     net, method, batches = recipe.start(split, factory, seed=seed)
     tensors = (split.x_train, split.y_train, split.x_test, split.y_test)
     key = cache and runcache.run_key(tensors, net, method, seed=seed, recipe=recipe, test_each_epoch=test_each_epoch)
@@ -244,10 +248,10 @@ def _run(split: Split, factory, seed: int, recipe: Recipe, test_each_epoch: bool
 
     if not key:
         history = train()
-        return net, history, runcache.random_state()
+        return net, method, history, runcache.random_state()
     with cache.hold(key, wait=wait):
         records = cache.load(key, net, method)
         if records is None:
             records = train().records
             cache.store(key, net, method, records)
-    return net, History(records), runcache.random_state()
+    return net, method, History(records), runcache.random_state()

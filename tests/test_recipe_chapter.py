@@ -22,10 +22,30 @@ def test_recipe_from_parameters_takes_the_model_from_the_setup():
 
 @pytest.mark.parametrize("training, message", [({"epoch": 3}, r"unknown settings \['epoch'\]; accepted: \["),
                                                ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
-                                               ({"epochs": 0}, "epochs must be an integer >= 1, got 0")])
+                                               ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+                                               ({"crop_padding": -1}, "crop_padding must be an integer >= 0, got -1")])
 def test_recipe_rejects_bad_settings_by_name(training, message):
     with pytest.raises(ValueError, match=message):
         mx.Recipe.from_parameters({"model": "mlp"}, training)
+
+
+def test_the_recipes_augmentation_crops_with_its_padding():
+    from mixuplib.batches import random_crop_flip
+    from mixuplib.seeding import epoch_generators
+
+    flat = data.load("digits", ".").subset(64, 16, generator=torch.Generator().manual_seed(0))
+    split = data.Split(flat.x_train.view(-1, 1, 8, 8), flat.y_train, flat.x_test.view(-1, 1, 8, 8), flat.y_test,
+                       flat.classes, "digits as 8 x 8 images")
+    for padding in (1, 3):
+        recipe = mx.Recipe(model="small_cnn", model_options={"width": 2}, batch_size=16, augment=True, crop_padding=padding)
+        _, _, batches = recipe.start(split, mx.ERM(), seed=0)
+        g = epoch_generators(0, 0)
+        (x, _), *_ = batches(g.order, g.augment)
+        g = epoch_generators(0, 0)
+        order = torch.randperm(64, generator=g.order)[:16]
+        assert torch.equal(x, random_crop_flip(split.x_train[order], g.augment, padding=padding))
+    _, _, plain = mx.Recipe(model="small_cnn", model_options={"width": 2}, batch_size=16).start(split, mx.ERM(), seed=0)
+    assert plain.augment is None
 
 
 def test_train_on_is_the_loop_a_chapter_would_write_by_hand():

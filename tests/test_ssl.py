@@ -1,4 +1,4 @@
-"""ICT and MixMatch: sharpening, the ramp, the mean teacher, and one training step each."""
+"""ICT and MixMatch: sharpening, the ramps, the moving averages, and one training step each."""
 
 import copy
 
@@ -30,6 +30,33 @@ def test_rampup_goes_from_small_to_one():
     assert ssl.rampup(30, 100) < ssl.rampup(60, 100)
 
 
+def test_linear_rampup_is_the_clipped_fraction_of_the_ramp():
+    assert [ssl.linear_rampup(s, 4) for s in (-1, 0, 1, 2, 4, 9)] == [0.0, 0.0, 0.25, 0.5, 1.0, 1.0]
+    assert ssl.linear_rampup(3, 0) == 1.0
+
+
+@pytest.mark.parametrize("buffers", [False, True])
+def test_ema_update_averages_parameters_and_buffers_only_when_asked(buffers):
+    torch.manual_seed(0)
+    average, model = models.small_cnn(1, 3, width=2, image_size=8), models.small_cnn(1, 3, width=2, image_size=8)
+    with torch.no_grad():
+        for b in model.buffers():
+            b.add_(3)
+    before = copy.deepcopy(average)
+    ssl.ema_update(average, model, 0.75, buffers=buffers)
+    for a, old, m in zip(average.parameters(), before.parameters(), model.parameters()):
+        torch.testing.assert_close(a, 0.75 * old + 0.25 * m)
+    for (name, a), old, m in zip(average.named_buffers(), before.buffers(), model.buffers()):
+        if not buffers:
+            assert torch.equal(a, old), name
+        elif a.is_floating_point():
+            torch.testing.assert_close(a, 0.75 * old + 0.25 * m)
+        else:
+            assert torch.equal(a, m), name  # counters are copied
+    with pytest.raises(ValueError, match=r"decay must lie in \[0, 1\]"):
+        ssl.ema_update(average, model, 1.5, buffers=buffers)
+
+
 def step(method, net, x, y, seed=0):
     loss = method.loss(net, x, y, torch.Generator().manual_seed(seed))
     loss.backward()
@@ -56,23 +83,94 @@ def test_ict_teacher_starts_as_the_student_then_averages():
     with torch.no_grad():
         for p in net.parameters():
             p.add_(1.0)  # as if the optimiser moved the student
+    teacher_buffers = copy.deepcopy(list(method.teacher.buffers()))
     step(method, net, x, y, seed=1)
     weight = dict(method.teacher.named_parameters())["stage1.0.weight"]
-    torch.testing.assert_close(weight, before["stage1.0.weight"] + 0.1)  # 0.9 * old + 0.1 * (old + 1)
+    # After one optimiser step the warmed-up decay is min(1 - 1/2, 0.9) = 0.5: 0.5 * old + 0.5 * (old + 1).
+    torch.testing.assert_close(weight, before["stage1.0.weight"] + 0.5)
     assert method.step == 2 and method.state_dict()["_extra_state"] == {"step": 2}
+    # The teacher's batch-norm statistics are its own: its forward pass moved them, the student's did not reach them.
+    moved = [not torch.equal(a, b) for a, b in zip(method.teacher.buffers(), teacher_buffers)]
+    student = [torch.equal(a, b) for a, b in zip(method.teacher.buffers(), net.buffers())]
+    assert any(moved) and not all(student)
+    for t in (5, 100, 10_000):
+        method.step = t
+        before_t = dict(method.teacher.named_parameters())["stage1.0.weight"].clone()
+        method._update_teacher(net)
+        decay = min(1 - 1 / (t + 1), 0.9)
+        torch.testing.assert_close(dict(method.teacher.named_parameters())["stage1.0.weight"],
+                                   decay * before_t + (1 - decay) * dict(net.named_parameters())["stage1.0.weight"])
+    assert method.readouts() == {"teacher": method.teacher}
+
+
+def test_ict_consistency_is_the_official_mean_over_examples_and_classes(monkeypatch):
+    """With weight w the loss is CE + w * sum((p - q)^2) / (B K), so w = 100 is the official command's 100."""
+    net, unlabeled, x, y = small()
+    seen = {}
+    real_mse = ssl.F.mse_loss
+    monkeypatch.setattr(ssl.F, "mse_loss", lambda a, b, **k: seen.setdefault("value", ((a - b) ** 2).sum() / a.numel()))
+    method = ssl.ICT(unlabeled, copy.deepcopy(net), batch_size=16, weight=100.0, rampup_steps=0)
+    loss = method.loss(net, x, y, torch.Generator().manual_seed(0))
+    monkeypatch.setattr(ssl.F, "mse_loss", real_mse)
+    ce = ssl.F.cross_entropy(net(x), y)
+    torch.testing.assert_close(loss, ce + 100.0 * seen["value"])
+
+
+def test_ict_supervised_mixup_mixes_the_labelled_batch(monkeypatch):
+    net, unlabeled, x, y = small()
+    calls = []
+    real_mixup = ssl.mixup
+    monkeypatch.setattr(ssl, "mixup", lambda v, t, alpha, **k: calls.append((v.shape[0], alpha)) or real_mixup(v, t, alpha, **k))
+    ssl.ICT(unlabeled, copy.deepcopy(net), batch_size=16, alpha=1.0, sup_alpha=0.5).loss(net, x, y, torch.Generator().manual_seed(0))
+    assert calls == [(16, 1.0), (8, 0.5)]  # the unlabelled mix, then the labelled one
+    calls.clear()
+    ssl.ICT(unlabeled, copy.deepcopy(net), batch_size=16).loss(net, x, y, torch.Generator().manual_seed(0))
+    assert calls == [(16, 1.0)]
 
 
 def test_mixmatch_step_and_its_mixing_weight(monkeypatch):
     net, unlabeled, x, y = small()
     seen = {}
-    real_mixup = ssl.mixup
-    monkeypatch.setattr(ssl, "mixup", lambda *a, **k: seen.setdefault("batch", real_mixup(*a, **k)))
-    method = ssl.MixMatch(unlabeled, lambda v, g: random_crop_flip(v, g, padding=2), 10, k=2, batch_size=16)
-    loss = step(method, net, x, y)
+    for name in ("mix", "mixup"):  # one lambda per example (the official code's) mixes through mix, one per batch through mixup
+        real = getattr(ssl, name)
+        monkeypatch.setattr(ssl, name, lambda *a, real=real, name=name, **k: seen.setdefault(name, real(*a, **k)))
+    crop = lambda v, g: random_crop_flip(v, g, padding=2)  # noqa: E731
+    loss = step(ssl.MixMatch(unlabeled, crop, 10, k=2, batch_size=16), net, x, y)
     assert loss.requires_grad and all(p.grad is not None for p in net.parameters())
-    batch = seen["batch"]
-    assert batch.x.shape == (8 + 2 * 16, 1, 28, 28) and float(batch.lam) >= 0.5
+    batch = seen["mix"]
+    assert batch.x.shape == (8 + 2 * 16, 1, 28, 28) and batch.lam.shape == (40,) and bool((batch.lam >= 0.5).all())
+    assert len(set(batch.lam.tolist())) > 1
     torch.testing.assert_close(batch.y_a[8:].sum(1), torch.ones(32))  # guessed labels are distributions
+    step(ssl.MixMatch(unlabeled, crop, 10, k=2, batch_size=16, per_example=False), net, x, y)
+    assert seen["mixup"].lam.dim() == 0 and float(seen["mixup"].lam) >= 0.5
+
+
+def test_mixmatch_augments_the_labelled_batch_only_when_asked():
+    net, unlabeled, x, y = small()
+    seen = []
+    augment = lambda v, g: seen.append(v.shape[0]) or v  # noqa: E731
+    for augment_labelled, calls in ((True, [16, 16, 8]), (False, [16, 16])):
+        seen.clear()
+        ssl.MixMatch(unlabeled, augment, 10, k=2, batch_size=16, augment_labelled=augment_labelled).loss(
+            net, x, y, torch.Generator().manual_seed(0))
+        assert seen == calls
+
+
+def test_mixmatch_average_starts_as_the_student_and_is_its_readout():
+    net, unlabeled, x, y = small()
+    average = models.small_cnn(1, 10, width=4)
+    method = ssl.MixMatch(unlabeled, lambda v, g: v, 10, batch_size=16, average=average, ema=0.9)
+    assert ssl.MixMatch(unlabeled, lambda v, g: v, 10, batch_size=16).readouts() == {}
+    step(method, net, x, y)
+    for a, s in zip(method.average.parameters(), net.parameters()):
+        assert torch.equal(a, s)  # the first step copies the student (whose batch-norm statistics then move on)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    old = dict(method.average.named_parameters())["stage1.0.weight"].clone()
+    step(method, net, x, y, seed=1)
+    torch.testing.assert_close(dict(method.average.named_parameters())["stage1.0.weight"], old + 0.1)  # no warm-up
+    assert method.readouts() == {"EMA": method.average}
 
 
 def test_interleave_gives_each_piece_a_share_of_every_piece_and_undoes_itself():
@@ -121,6 +219,12 @@ def test_bad_arguments():
         ssl.MixMatch(unlabeled, lambda v, g: v, 10, alpha=0)
     with pytest.raises(ValueError, match="temperature"):
         ssl.MixMatch(unlabeled, lambda v, g: v, 10, temperature=2.0)
+    with pytest.raises(ValueError, match=r"ramp must be one of \['linear', 'sigmoid'\], got 'cosine'"):
+        ssl.MixMatch(unlabeled, lambda v, g: v, 10, batch_size=16, ramp="cosine")
+    with pytest.raises(ValueError, match=r"ema must lie in \[0, 1\], got 1.5"):
+        ssl.ICT(unlabeled, net, batch_size=16, ema=1.5)
+    with pytest.raises(ValueError, match="alpha"):
+        ssl.ICT(unlabeled, net, batch_size=16, sup_alpha=-1.0)
 
 
 @pytest.mark.parametrize("make", ["ict", "mixmatch"])

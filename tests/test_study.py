@@ -1,5 +1,7 @@
 """One study: methods × seeds on one split and recipe, compared by name and paired by seed."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -49,6 +51,29 @@ def test_a_study_pairs_methods_by_seed_and_keeps_test_predictions(split):
     assert fewer.models == runs.models and runs.on_seeds([4, 5]).models == {}, "models are the first seed's"
     with pytest.raises(ValueError, match="subset of the study's seeds"):
         runs.on_seeds([3, 9])
+
+
+class _Averaged(mx.ERM):
+    """ERM that also keeps a frozen copy of the initial weights as a readout."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.frozen = copy.deepcopy(net).requires_grad_(False)
+
+    def readouts(self):
+        return {"frozen": self.frozen}
+
+
+def test_a_methods_readouts_are_scored_as_runs_of_their_own(split):
+    runs = study(split, {"ERM": lambda net: mx.ERM(), "kept": _Averaged}, seeds=[0, 1], recipe=RECIPE.replace(epochs=1),
+                 keep_models=True)
+    assert list(runs.runs) == ["ERM", "kept", "kept (frozen)"] and set(runs.models) == set(runs.runs)
+    frozen = runs.trained("kept (frozen)")
+    assert torch.equal(mx.predict(frozen[1], split.x_test).float(), runs.runs["kept (frozen)"][1].test_logits)
+    # The readout is the untrained copy: it scores worse than the trained twin, and shares its seeds and history.
+    assert np.mean(runs.last("kept (frozen)", "test_error")) > np.mean(runs.last("kept", "test_error"))
+    assert runs.runs["kept (frozen)"][0].history is runs.runs["kept"][0].history
+    assert runs.compare("kept (frozen)", "ERM", "test_error").seeds == (0, 1)
 
 
 def test_a_study_keeps_every_seeds_model_only_when_asked(split):
