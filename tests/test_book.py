@@ -62,6 +62,7 @@ LAYERS = {  # a module may import only from modules of a lower layer
     "method": 2, "recipe": 3,  # ERM's loss comes from losses; a recipe builds a run's method
     "train": 4, "chapter": 4,
     "study": 5, "vrm": 5, "input_mixup": 5, "manifold": 5, "adamixup": 5, "ssl": 5, "cluster": 5,
+    "adversarial_training": 5,
     "__init__": 6,
     "book": 7,
 }
