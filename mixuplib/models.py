@@ -17,9 +17,10 @@ __all__ = ["build", "predict", "preact_resnet18", "wide_resnet", "small_cnn", "m
 
 
 class PreActBlock(nn.Module):
-    """Pre-activation residual block (He et al., 2016): BN-ReLU-conv, twice, plus a shortcut."""
+    """Pre-activation residual block (He et al., 2016): BN-ReLU-conv, twice, plus a shortcut;
+    with ``dropout``, a dropout layer after the second ReLU, between the two convolutions."""
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, dropout: float = 0.0):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_planes)
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
@@ -28,12 +29,13 @@ class PreActBlock(nn.Module):
         self.shortcut = None
         if stride != 1 or in_planes != planes:
             self.shortcut = nn.Conv2d(in_planes, planes, 1, stride, bias=False)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(x))
         shortcut = self.shortcut(out) if self.shortcut is not None else x
         out = self.conv1(out)
-        out = self.conv2(torch.relu(self.bn2(out)))
+        out = self.conv2(self.dropout(torch.relu(self.bn2(out))))
         return out + shortcut
 
 
@@ -45,24 +47,31 @@ def _classifier_head(channels: int, num_classes: int, dropout: float) -> nn.Sequ
     return nn.Sequential(*layers)
 
 
-def preact_resnet18(num_classes: int = 10, in_channels: int = 3, dropout: float = 0.0) -> nn.Sequential:
+def preact_resnet18(num_classes: int = 10, in_channels: int = 3, dropout: float = 0.0, *,
+                    dropout_in_blocks: bool = False) -> nn.Sequential:
     """PreAct ResNet-18 for 32x32 images, as in the mixup and manifold mixup CIFAR code.
 
     Stages: ``stage1`` (3x3 stem + 64-channel blocks), ``stage2`` (128), ``stage3`` (256),
     ``stage4`` (512), ``head`` (BN-ReLU, global average pool, optional dropout, linear).
     Mixing after ``model[:k]`` for k = 0, 1, 2 is manifold mixup's {input, block 1, block 2}.
 
+    ``dropout`` goes before the linear layer of the head, or with ``dropout_in_blocks`` into
+    every block between its two convolutions instead, where the mixup paper's corrupted-label
+    experiment puts it ("one dropout layer in each PreAct block after the ReLU activation layer
+    between two convolution layers", Zhang et al., 2018, §3.4).
+
     Input ``(B, in_channels, H, W)``; output ``(B, num_classes)``.
     """
     stages: OrderedDict[str, nn.Module] = OrderedDict()
     in_planes = 64
     for i, (planes, stride) in enumerate([(64, 1), (128, 2), (256, 2), (512, 2)], start=1):
-        blocks = [PreActBlock(in_planes, planes, stride), PreActBlock(planes, planes, 1)]
+        in_block = dropout if dropout_in_blocks else 0.0
+        blocks = [PreActBlock(in_planes, planes, stride, in_block), PreActBlock(planes, planes, 1, in_block)]
         if i == 1:
             blocks.insert(0, nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False))
         stages[f"stage{i}"] = nn.Sequential(*blocks)
         in_planes = planes
-    stages["head"] = _classifier_head(512, num_classes, dropout)
+    stages["head"] = _classifier_head(512, num_classes, 0.0 if dropout_in_blocks else dropout)
     return nn.Sequential(stages)
 
 

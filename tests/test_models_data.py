@@ -239,3 +239,22 @@ def test_the_metric_registry_matches_classification_metrics():
     assert metrics.metric("test_ece").per_example is None and metrics.metric("test_ece").unit == " %"
     with pytest.raises(ValueError, match="metric must be one of"):
         metrics.metric("accuracy")
+
+
+def test_preact_resnet18_puts_dropout_in_the_head_or_inside_every_block():
+    def dropouts(net):
+        return [name for name, m in net.named_modules() if isinstance(m, torch.nn.Dropout)]
+
+    assert dropouts(models.preact_resnet18(10)) == []
+    assert dropouts(models.preact_resnet18(10, dropout=0.3)) == ["head.4"]
+    inside = models.preact_resnet18(10, dropout=0.3, dropout_in_blocks=True)
+    assert len(dropouts(inside)) == 8 and all(".dropout" in name for name in dropouts(inside))
+    # Between the two convolutions: with the second convolution's input zeroed out, only the shortcut is left.
+    block = inside.stage2[1].eval()
+    x = torch.randn(2, 128, 8, 8)
+    with torch.no_grad():
+        block.conv2.weight.zero_()
+        torch.testing.assert_close(block(x), x)
+        block.train()
+        dropped = block.dropout(torch.ones(1000))
+    assert float((dropped == 0).float().mean()) == pytest.approx(0.3, abs=0.05)
