@@ -28,8 +28,11 @@ class CorruptedLabels:
 def corrupt_labels(labels: torch.Tensor, fraction: float, num_classes: int, *, generator: torch.Generator | None = None) -> CorruptedLabels:
     """Redraw the labels of ``round(fraction * N)`` examples uniformly from all classes.
 
-    This is the corruption of Zhang et al. (2017) and the mixup paper: at ``fraction = 0.8``
-    with ten classes, about 72 % of the labels end up wrong. ``labels`` is not modified.
+    Zhang et al. (2017) redraw each label independently with probability ``fraction``; this
+    redraws a fixed count instead, so every draw at a level has the same number of redrawn
+    labels and only which ones, and what they become, varies. Either way, at
+    ``fraction = 0.8`` with ten classes about 72 % of the labels end up wrong. ``labels`` is
+    not modified.
 
     Args:
         labels: ``(N,)`` class indices in ``[0, num_classes)``.
