@@ -145,6 +145,15 @@ class _Unlabelled(Method):
         self._target_hits = None
         return {"target_accuracy": 100.0 * right / seen}
 
+    def _follow(self, average: nn.Module, model: nn.Module, decay: float, *, buffers: bool) -> None:
+        """Fold the student's last optimiser step into ``average``: a copy of it at the first
+        step, then :func:`ema_update`."""
+        if self.step == 0:
+            with torch.no_grad():
+                average.load_state_dict(model.state_dict())
+        else:
+            ema_update(average, model, decay, buffers=buffers)
+
     def _weight(self) -> float:
         w = self.weight * RAMPS[self.ramp](self.step, self.rampup_steps)
         self.step += 1
@@ -196,11 +205,7 @@ class ICT(_Unlabelled):
         return {"teacher": self.teacher}
 
     def _update_teacher(self, model: nn.Module) -> None:
-        if self.step == 0:
-            with torch.no_grad():
-                self.teacher.load_state_dict(model.state_dict())
-            return
-        ema_update(self.teacher, model, min(1.0 - 1.0 / (self.step + 1), self.ema), buffers=False)
+        self._follow(self.teacher, model, min(1.0 - 1.0 / (self.step + 1), self.ema), buffers=False)
 
     def _supervised(self, model, x, y, generator):
         if self.sup_alpha is None:
@@ -281,13 +286,8 @@ class MixMatch(_Unlabelled):
         return {} if self.average is None else {"EMA": self.average}
 
     def _update_average(self, model: nn.Module) -> None:
-        if self.average is None:
-            return
-        if self.step == 0:
-            with torch.no_grad():
-                self.average.load_state_dict(model.state_dict())
-            return
-        ema_update(self.average, model, self.ema, buffers=True)
+        if self.average is not None:
+            self._follow(self.average, model, self.ema, buffers=True)
 
     def loss(self, model, x, y, generator):
         self._update_average(model)  # the student's last optimiser step is folded in here
