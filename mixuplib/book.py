@@ -7,6 +7,8 @@
     python -m mixuplib.book run --profile paper --executor slurm --shard seeds   # one Slurm job per seed
     python -m mixuplib.book merge --profile paper --chapter 03_manifold_mixup     # the shards into one record
     python -m mixuplib.book replicate [--chapter NAME]   # do the findings hold with seeds + 100, and unpinned?
+    python -m mixuplib.book params --profile paper --chapter 02_input_mixup > p.yaml   # for papermill -f p.yaml
+    python -m mixuplib.book data                          # Fashion-MNIST from Debian, else downloaded
 
 Profiles live in ``mixuplib/profiles.yml``. A profile with ``pinned_numerics: true`` (the
 embedded and smoke profiles) runs every kernel under :data:`mixuplib.numerics.PINNED_ENV`:
@@ -210,6 +212,22 @@ def _parameters(spec: dict, chapter: str, overrides: dict | None = None) -> dict
     return _update_nested(_update_nested(spec.get("parameters") or {}, spec["chapters"][chapter] or {}), overrides or {})
 
 
+def chapter_parameters(profile: str, chapter: str, overrides: dict | None = None, *, profiles: dict | None = None) -> dict:
+    """The papermill parameters the runner injects into ``chapter`` under ``profile``: the
+    profile's shared parameters, then the chapter's, then ``overrides`` (see :func:`_parameters`).
+    ``params`` prints them as YAML for a plain ``papermill -f`` call.
+
+    Raises ``ValueError`` naming an unknown profile or chapter and what there is.
+    """
+    spec, _ = _resolve(profile, [chapter], profiles or load_profiles())
+    return _parameters(spec, chapter, overrides)
+
+
+def parameters_yaml(parameters: dict) -> str:
+    """``parameters`` as the YAML file ``papermill -f`` reads back to the same dict."""
+    return yaml.safe_dump(parameters, sort_keys=False, default_flow_style=None, width=120)
+
+
 def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: Path = ROOT / "notebooks",
                 profiles: dict | None = None, jobs: int | None = None, overrides: dict | None = None,
                 output_dir: str | Path | None = None, reader_run: bool = False) -> int:
@@ -254,7 +272,7 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
             ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=initializer, initargs=initargs) as pool:
         futures = {}
         for name in names:
-            parameters = _parameters(spec, name, overrides)
+            parameters = chapter_parameters(profile, name, overrides, profiles=profiles)
             futures[pool.submit(_run_quietly, notebooks / f"{name}.ipynb", out_dir / f"{name}.ipynb", parameters)] = name
         for future in as_completed(futures):
             name = futures[future]
@@ -471,6 +489,29 @@ def _print_replication(report: dict, runs: list[str]) -> None:
                 print(f"does not hold, {name}, {run}: {statement}")
 
 
+def fetch_data(root: Path, *, mirror: str | None = None, debian: Path | None = None) -> int:
+    """Make Fashion-MNIST readable offline under ``root`` (:func:`mixuplib.data.fetch_fashion_mnist`,
+    from ``debian``, default Debian's own folder, or ``mirror``); print one line saying where it
+    came from. The other embedded data sets are generated or ship with a package."""
+    from . import data
+
+    debian = debian or data.DEBIAN_FASHION_MNIST
+    try:
+        origin = data.fetch_fashion_mnist(root, debian, mirror=mirror)
+    except (OSError, RuntimeError, ValueError) as err:
+        print(f"Fashion-MNIST: could not be had ({type(err).__name__}: {err}); install Debian's dataset-fashion-mnist "
+              f"or run this where {mirror or 'the internet'} can be reached", file=sys.stderr)
+        return 1
+    where = root.resolve() / "FashionMNIST" / "raw"
+    where = os.path.relpath(where) if where.is_relative_to(Path.cwd()) else str(where)
+    said = {"already there": f"already in {where}",
+            "Debian": f"from Debian's dataset-fashion-mnist ({debian}) into {where}",
+            "downloaded": f"Debian's dataset-fashion-mnist is not installed: downloaded through torchvision into {where}, "
+                          f"each file's content checked against its SHA-256"}
+    print(f"Fashion-MNIST: {said[origin]}")
+    return 0
+
+
 def _assignments(items: list[str], option: str, parser: argparse.ArgumentParser) -> dict:
     """``NAME=VALUE`` strings as a dict, each VALUE read as YAML."""
     assigned = {}
@@ -517,11 +558,33 @@ def main(argv: list[str] | None = None) -> int:
     again.add_argument("--seed-offset", type=int, default=100, help="added to each chapter's seeds (default 100)")
     again.add_argument("--output-dir", help="where the runs and replication.json go (default runs/replication)")
     sub.add_parser("profiles", help="list the profiles")
+    params = sub.add_parser("params", help="print a chapter's parameters under a profile as YAML, for papermill -f")
+    params.add_argument("--profile", default="embedded")
+    params.add_argument("--chapter", required=True)
+    params.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="overrides",
+                        help="override a parameter, as run --set does (repeatable)")
+    fetch = sub.add_parser("data", help="make the embedded profile's Fashion-MNIST readable offline: Debian's files, "
+                                        "else torchvision's download (checksummed)")
+    fetch.add_argument("--root", default=str(ROOT / "data"), help="the chapters' data_root (default: data/ of the checkout)")
+    fetch.add_argument("--mirror", help="an http(s):// URL prefix to download from (default: torchvision's mirror)")
+    fetch.add_argument("--debian", help="where Debian's dataset-fashion-mnist put its files (default: its own folder)")
     args = parser.parse_args(argv)
     if args.command == "profiles":
         for name, spec in load_profiles().items():
             print(f"{name:10s} {spec['description']}")
         return 0
+    if args.command == "params":
+        try:
+            chosen = chapter_parameters(args.profile, args.chapter, _assignments(args.overrides, "--set", parser))
+        except ValueError as err:
+            print(err, file=sys.stderr)
+            return 2
+        print(f"# python -m mixuplib.book params --profile {args.profile} --chapter {args.chapter}: the parameters "
+              f"the runner injects;\n# run them with: papermill notebooks/{args.chapter}.ipynb OUT.ipynb --cwd notebooks -f THIS_FILE")
+        print(parameters_yaml(chosen), end="")
+        return 0
+    if args.command == "data":
+        return fetch_data(Path(args.root), mirror=args.mirror, debian=Path(args.debian) if args.debian else None)
     # Runs already trained here (by another chapter, or an earlier run) are loaded, not retrained.
     os.environ.setdefault(runcache.CACHE_ENV, str(ROOT / ".cache" / "runs"))
     output_dir = Path(args.output_dir).resolve() if args.output_dir else None

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ELSEWHERE = {"transforms/v2/_augment.py", "data/mixup.py", "model.py", "train.py"}
 # Names of files a reader or a run writes: examples, placeholders, and the paper profile's
 # records (results/paper/), which exist only after a GPU run.
-WRITTEN = {"your_script.py", "out.json", "folder/plan.json", "train_ddp.py", "results_dir/chapter.json"}
+WRITTEN = {"your_script.py", "out.json", "p.yaml", "params.yaml", "out.ipynb", "folder/plan.json", "train_ddp.py", "results_dir/chapter.json"}
 FILE = re.compile(r"(?<![\w/.-])((?:\.\./)?[\w.-]+(?:/[\w.-]+)*\.(?:py|ipynb|yml|yaml|md|json|toml|cfg|sh|bib|txt))\b")
 CHAPTER = re.compile(r"(?<![\w/-])(0\d_[a-z][a-z0-9_]*[a-z0-9])\b")
 DOTTED = re.compile(r"\bmixuplib(?:\.[A-Za-z_]\w*)+")
