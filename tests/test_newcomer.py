@@ -179,3 +179,18 @@ def test_colab_setup_cell_installs_mixuplib_and_the_chapter_starts(tmp_path, mon
     assert printed == [str(site / "mixuplib" / "__init__.py"), "True", "01_erm_to_mixup"]  # in Colab, data sets download
     assert (site / "mixuplib" / "profiles.yml").exists()
     assert json.loads((next(site.glob("mixuplib-*.dist-info")) / "direct_url.json").read_text())["url"] == source.as_uri()
+
+
+def test_readme_shows_the_paper_cost_table_the_script_prints():
+    """README's GPU-hours estimate is the output of benchmarks/paper_cost.py, not a copy that drifts."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import paper_cost
+    finally:
+        sys.path.pop(0)
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("<!-- paper-cost -->\n", 1)[1].split("<!-- /paper-cost -->", 1)[0]
+    assert shown == paper_cost.table()
+    rows = {r["chapter"]: r for r in paper_cost.estimate()}
+    assert set(rows) == set(book.load_profiles()["paper"]["chapters"])
+    assert rows["03_manifold_mixup"]["runs"] == 9 and rows["07_semi_supervised"]["epochs"] == "1000"  # 3 x 3 seeds; 1000 passes
