@@ -9,8 +9,8 @@ seeds x setups, their epochs and the images an epoch passes over. The time of a 
 with these measured numbers (``results/gpu/``, one NVIDIA H100, torch 2.11):
 
 - images per second: PreAct ResNet-18 at batch 128, the paper recipe (bfloat16 autocast,
-  channels_last) and an fp32 loop like the official mixup code, ``gpu_check.json`` ("throughput");
-- step cost of each method as a ratio to ERM on PreAct ResNet-18, ``bench_mixup_cuda.txt`` (b).
+  channels_last) and an fp32 loop like the official mixup code, ``results/gpu/gpu_check.json`` ("throughput");
+- step cost of each method as a ratio to ERM on PreAct ResNet-18, ``results/gpu/bench_mixup_cuda.txt`` (b).
 
 Two parts are not measured and are assumptions, printed as such: the wide ResNets' throughput
 is PreAct ResNet-18's scaled by forward FLOPs per image (counted here with
