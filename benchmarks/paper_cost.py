@@ -23,7 +23,6 @@ Run: python benchmarks/paper_cost.py    (prints the Markdown table that README.m
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 
@@ -64,14 +63,15 @@ def forward_flops(model: str, options: dict, num_classes: int = 10) -> int:
 
 def runs_of(chapter: str, p: dict) -> list[dict]:
     """The training runs of ``chapter`` under the paper parameters ``p``: one dict per group
-    (method, runs, model, epochs, images per epoch, amp)."""
+    (method as the benchmark names it, runs, model, epochs, images per epoch, amp, and passes:
+    forward-backward passes per step of that method)."""
     training = p.get("training", {})
     epochs = training.get("epochs", 200)
     seeds = len(p.get("seeds", [0, 1, 2, 3, 4]))
 
     def group(method, runs, setup, **changes):
         return {"method": method, "runs": runs, "model": setup["model"], "options": setup.get("model_options", {}),
-                "epochs": epochs, "images": CIFAR_TRAIN, "amp": training.get("amp", False), **changes}
+                "epochs": epochs, "images": CIFAR_TRAIN, "amp": training.get("amp", False), "passes": 1, **changes}
 
     if chapter == "01_erm_to_mixup":  # true and random labels, each seed; its own fp32 recipe
         setup = {"model": p["memorize_model"]}
@@ -95,7 +95,7 @@ def runs_of(chapter: str, p: dict) -> list[dict]:
         steps = p.get("defence_steps", 3)
         return [group("ERM", seeds, p["setup"]), group("input mixup", seeds, p["setup"]),
                 group("manifold mixup", seeds, p["setup"]),
-                group(f"PGD training ({steps} steps)", defended, p["setup"], ratio=steps + 1)]
+                group("ERM", defended, p["setup"], passes=steps + 1)]  # PGD training: steps attack passes + 1
     if chapter == "07_semi_supervised":  # an epoch is a pass over the labelled images
         labelled = 10 * p["labels_per_class"]
         return [group(method, seeds, p["setup"], images=labelled)
@@ -103,9 +103,10 @@ def runs_of(chapter: str, p: dict) -> list[dict]:
     raise ValueError(f"no run plan for chapter {chapter!r}")
 
 
-def estimate() -> list[dict]:
-    """One row per chapter: runs, epochs, images passed (millions) and estimated GPU-hours."""
-    gpu = measured()
+def estimate(gpu: dict) -> list[dict]:
+    """One row per chapter: runs, epochs, images passed (millions) and estimated GPU-hours on
+    the GPU of ``gpu`` (:func:`measured`)."""
+    base = forward_flops(BASE, {})
     flops, rows = {}, []
     for chapter in book.load_profiles()["paper"]["chapters"]:
         p = book.chapter_parameters("paper", chapter)
@@ -114,11 +115,9 @@ def estimate() -> list[dict]:
             key = (g["model"], json.dumps(g["options"], sort_keys=True))
             if key not in flops:
                 flops[key] = forward_flops(g["model"], g["options"])
-            base = flops.setdefault((BASE, "{}"), forward_flops(BASE, {}))
             speed = (gpu["amp"] if g["amp"] else gpu["fp32"]) * base / flops[key]
-            ratio = g.get("ratio") or gpu["ratios"][g["method"].split(" (")[0]]
             passed = g["runs"] * g["epochs"] * g["images"]
-            hours += passed / speed * ratio / 3600
+            hours += passed / speed * gpu["ratios"][g["method"]] * g["passes"] / 3600
             runs, images = runs + g["runs"], images + passed
             epochs.add(g["epochs"])
         rows.append({"chapter": chapter, "runs": runs, "epochs": "/".join(str(e) for e in sorted(epochs)),
@@ -128,7 +127,7 @@ def estimate() -> list[dict]:
 
 def table() -> str:
     gpu = measured()
-    rows = estimate()
+    rows = estimate(gpu)
     lines = [f"| chapter | training runs | epochs per run | images passed (millions) | estimated GPU-hours ({gpu['device']}) |",
              "|---|---|---|---|---|"]
     lines += [f"| {r['chapter']} | {r['runs']} | {r['epochs']} | {r['images']:,.0f} | {r['hours']:.1f} |" for r in rows]

@@ -272,7 +272,7 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
             ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=initializer, initargs=initargs) as pool:
         futures = {}
         for name in names:
-            parameters = chapter_parameters(profile, name, overrides, profiles=profiles)
+            parameters = _parameters(spec, name, overrides)  # what chapter_parameters gives `params`
             futures[pool.submit(_run_quietly, notebooks / f"{name}.ipynb", out_dir / f"{name}.ipynb", parameters)] = name
         for future in as_completed(futures):
             name = futures[future]

@@ -9,7 +9,6 @@ import functools
 import hashlib
 import http.server
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -191,6 +190,6 @@ def test_readme_shows_the_paper_cost_table_the_script_prints():
     readme = (ROOT / "README.md").read_text()
     shown = readme.split("<!-- paper-cost -->\n", 1)[1].split("<!-- /paper-cost -->", 1)[0]
     assert shown == paper_cost.table()
-    rows = {r["chapter"]: r for r in paper_cost.estimate()}
+    rows = {r["chapter"]: r for r in paper_cost.estimate(paper_cost.measured())}
     assert set(rows) == set(book.load_profiles()["paper"]["chapters"])
     assert rows["03_manifold_mixup"]["runs"] == 9 and rows["07_semi_supervised"]["epochs"] == "1000"  # 3 x 3 seeds; 1000 passes
