@@ -130,7 +130,7 @@ def check_chapters(device: torch.device, chapters: list[str] | None) -> dict:
     os.environ[RESULTS_DIR_ENV] = tempfile.mkdtemp(prefix="smoke-results-")  # noise-data numbers: not kept
     results = {}
     for name in chapters or list(profile["chapters"]):
-        parameters = {**book._parameters(profile, name), "device": str(device)}
+        parameters = {**book.spec_parameters(profile, name), "device": str(device)}
         start = time.perf_counter()
         try:
             run_chapter_inline(ROOT / "notebooks" / f"{name}.ipynb", parameters)

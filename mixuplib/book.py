@@ -47,15 +47,10 @@ import yaml
 
 from . import cluster, numerics, runcache
 from .claims import CHECK_ENV
+from .profiles import chapter_parameters, load_profiles, parameters_yaml, resolve, spec_parameters
 from .results import RESULTS_DIR_ENV
 
-PROFILES = Path(__file__).with_name("profiles.yml")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_profiles(path: Path = PROFILES) -> dict:
-    """The profiles as a dict: ``{name: {description, output_dir, parameters, chapters, ...}}``."""
-    return yaml.safe_load(Path(path).read_text())
 
 
 class ChapterFailed(RuntimeError):
@@ -171,21 +166,6 @@ def _check_jobs(jobs: int | None, limit: int, what: str) -> int:
     return jobs
 
 
-def _resolve(profile: str, chapters: list[str] | None, profiles: dict) -> tuple[dict, list[str]]:
-    """The profile's spec and the chapters to run (default: all of the profile's).
-
-    Raises ``ValueError`` naming an unknown profile or chapter and what there is.
-    """
-    if profile not in profiles:
-        raise ValueError(f"unknown profile {profile!r}; choose from {sorted(profiles)}")
-    spec = profiles[profile]
-    names = chapters or list(spec["chapters"])
-    unknown = [n for n in names if n not in spec["chapters"]]
-    if unknown:
-        raise ValueError(f"profile {profile!r} has no chapter {unknown}; it has {list(spec['chapters'])}")
-    return spec, names
-
-
 def _on_gpu(spec: dict) -> bool:
     return str((spec.get("parameters") or {}).get("device", "cpu")).startswith("cuda")
 
@@ -196,36 +176,6 @@ def _jobs_here(spec: dict, jobs: int | None) -> int:
         gpus = visible_gpus()
         return _check_jobs(jobs, len(gpus), f"one per visible GPU, {len(gpus)} visible")
     return _check_jobs(jobs, available_cores(), f"one single-threaded kernel per core, {available_cores()} cores")
-
-
-def _update_nested(base: dict, changes: dict) -> dict:
-    """``base`` updated with ``changes``; a dict value updates the dict it replaces key by key."""
-    updated = dict(base)
-    for key, value in changes.items():
-        updated[key] = _update_nested(updated[key], value) if isinstance(value, dict) and isinstance(updated.get(key), dict) else value
-    return updated
-
-
-def _parameters(spec: dict, chapter: str, overrides: dict | None = None) -> dict:
-    """A chapter's papermill parameters under a profile: shared, then the chapter's, then
-    ``overrides``, each merged into the one before (dicts such as ``training`` key by key)."""
-    return _update_nested(_update_nested(spec.get("parameters") or {}, spec["chapters"][chapter] or {}), overrides or {})
-
-
-def chapter_parameters(profile: str, chapter: str, overrides: dict | None = None, *, profiles: dict | None = None) -> dict:
-    """The papermill parameters the runner injects into ``chapter`` under ``profile``: the
-    profile's shared parameters, then the chapter's, then ``overrides`` (see :func:`_parameters`).
-    ``params`` prints them as YAML for a plain ``papermill -f`` call.
-
-    Raises ``ValueError`` naming an unknown profile or chapter and what there is.
-    """
-    spec, _ = _resolve(profile, [chapter], profiles or load_profiles())
-    return _parameters(spec, chapter, overrides)
-
-
-def parameters_yaml(parameters: dict) -> str:
-    """``parameters`` as the YAML file ``papermill -f`` reads back to the same dict."""
-    return yaml.safe_dump(parameters, sort_keys=False, default_flow_style=None, width=120)
 
 
 def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: Path = ROOT / "notebooks",
@@ -246,7 +196,7 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
     """
     profiles = profiles or load_profiles()
     try:
-        spec, names = _resolve(profile, chapters, profiles)
+        spec, names = resolve(profile, chapters, profiles)
         jobs = _jobs_here(spec, jobs)
     except ValueError as err:
         print(err, file=sys.stderr)
@@ -270,20 +220,26 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
     results_here = {RESULTS_DIR_ENV: str(out_dir / "results")} if output_dir and not os.environ.get(RESULTS_DIR_ENV) else {}
     with _claims_checked(not overrides and not reader_run), _environment(**results_here), \
             ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=initializer, initargs=initargs) as pool:
-        futures = {}
-        for name in names:
-            parameters = _parameters(spec, name, overrides)  # what chapter_parameters gives `params`
-            futures[pool.submit(_run_quietly, notebooks / f"{name}.ipynb", out_dir / f"{name}.ipynb", parameters)] = name
-        for future in as_completed(futures):
-            name = futures[future]
-            try:
-                seconds = future.result()
-            except ChapterFailed as err:
-                print(f"FAILED: {err}", file=sys.stderr, flush=True)
-                failed.append(name)
-                continue
-            total += seconds
-            print(f"{name:32s} {seconds:7.1f} s  -> {os.path.relpath(out_dir / f'{name}.ipynb')}", flush=True)
+        # A summary (the profile's "summaries") reads the other chapters' records: it starts when they have ended, and
+        # reads them where this run wrote them.
+        later = [name for name in names if name in spec.get("summaries", [])]
+        written = os.environ.get(RESULTS_DIR_ENV) or results_here.get(RESULTS_DIR_ENV)
+        for batch in ([name for name in names if name not in later], later):
+            futures = {}
+            for name in batch:
+                extra = {"records_dir": written} if name in later and written else {}
+                parameters = spec_parameters(spec, name, {**(overrides or {}), **extra})  # what `params` prints
+                futures[pool.submit(_run_quietly, notebooks / f"{name}.ipynb", out_dir / f"{name}.ipynb", parameters)] = name
+            for future in as_completed(futures):
+                name = futures[future]
+                try:
+                    seconds = future.result()
+                except ChapterFailed as err:
+                    print(f"FAILED: {err}", file=sys.stderr, flush=True)
+                    failed.append(name)
+                    continue
+                total += seconds
+                print(f"{name:32s} {seconds:7.1f} s  -> {os.path.relpath(out_dir / f'{name}.ipynb')}", flush=True)
     elapsed = time.perf_counter() - started
     print(f"{'total':32s} {elapsed:7.1f} s  ({total:.1f} s of chapter time, {jobs} at a time)", flush=True)
     if failed:
@@ -348,16 +304,16 @@ def schedule_profile(profile: str, chapters: list[str] | None = None, *, schedul
     """
     profiles = profiles or load_profiles()
     try:
-        spec, names = _resolve(profile, chapters, profiles)
+        spec, names = resolve(profile, chapters, profiles)
         # Slurm queues what it cannot start yet: by default every job is submitted at once.
         jobs = _jobs_here(spec, scheduler.jobs) if scheduler.executor == "submitit-local" else scheduler.jobs
         out_dir = (notebooks.parent / (output_dir or spec["output_dir"])).resolve()
         run_folder = _run_folder(notebooks, profile, output_dir)
         if not shard:
-            todo = [cluster.Job(name, notebooks / f"{name}.ipynb", out_dir / f"{name}.ipynb", _parameters(spec, name, overrides))
+            todo = [cluster.Job(name, notebooks / f"{name}.ipynb", out_dir / f"{name}.ipynb", spec_parameters(spec, name, overrides))
                     for name in names]
         else:
-            sharded = {name: cluster.shard_jobs(name, notebooks / f"{name}.ipynb", _parameters(spec, name, overrides), shard,
+            sharded = {name: cluster.shard_jobs(name, notebooks / f"{name}.ipynb", spec_parameters(spec, name, overrides), shard,
                                                 run_folder / "shards" / name) for name in names}
             unknown = set(shard_overrides or {}) - {job.name for shards in sharded.values() for job in shards}
             if unknown:
@@ -404,13 +360,13 @@ def merge_chapter(profile: str, chapter: str, *, notebooks: Path = ROOT / "noteb
     """
     profiles = profiles or load_profiles()
     try:
-        spec, _ = _resolve(profile, [chapter], profiles)
+        spec, _ = resolve(profile, [chapter], profiles)
     except ValueError as err:
         print(err, file=sys.stderr)
         return 2
     source = notebooks / f"{chapter}.ipynb"
     run_folder = _run_folder(notebooks, profile, output_dir)
-    results_dir = notebooks / cluster.notebook_parameter(source, _parameters(spec, chapter), "results_dir")
+    results_dir = notebooks / cluster.notebook_parameter(source, spec_parameters(spec, chapter), "results_dir")
     try:
         path = cluster.merge_shards(source, run_folder / "shards" / chapter, results_dir.resolve())
     except ValueError as err:
@@ -444,12 +400,13 @@ def replicate(profile: str = "embedded", chapters: list[str] | None = None, *, n
     written to ``<output_dir>/replication.json`` (default ``runs/replication``).
     """
     profiles = profiles or load_profiles()
-    spec, names = _resolve(profile, chapters, profiles)
+    spec, names = resolve(profile, chapters, profiles)
+    names = [name for name in names if name not in spec.get("summaries", [])]  # they train nothing: no findings to rerun
     folder = Path(output_dir or ROOT / "runs" / "replication").resolve()
     report: dict = {}
     by_seeds: dict[tuple, list[str]] = {}
     for name in names:
-        seeds = cluster.notebook_parameter(notebooks / f"{name}.ipynb", _parameters(spec, name), "seeds")
+        seeds = cluster.notebook_parameter(notebooks / f"{name}.ipynb", spec_parameters(spec, name), "seeds")
         report[name] = {"seeds": list(seeds)}
         by_seeds.setdefault(tuple(seeds), []).append(name)
     unpinned_profiles = {**profiles, profile: {**spec, "pinned_numerics": False}}

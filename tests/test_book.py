@@ -58,7 +58,8 @@ def test_figures_have_captions_and_labels(path):
 LAYERS = {  # a module may import only from modules of a lower layer
     "mixing": 0, "models": 0, "metrics": 0, "data": 0, "stats": 0, "numerics": 0, "attacks": 0,
     "batches": 0, "label_noise": 0, "seeding": 0, "history": 0, "progress": 0, "checkpoint": 0, "peers": 0,
-    "losses": 1, "distributed": 1, "runcache": 1, "plots": 1, "results": 1, "claims": 1,
+    "profiles": 0,
+    "losses": 1, "distributed": 1, "runcache": 1, "plots": 1, "results": 1, "claims": 1, "cost": 2, "summary": 2,
     "method": 2, "recipe": 3,  # ERM's loss comes from losses; a recipe builds a run's method
     "train": 4, "chapter": 4,
     "study": 5, "vrm": 5, "input_mixup": 5, "manifold": 5, "adamixup": 5, "ssl": 5, "cluster": 5,
@@ -145,6 +146,9 @@ def test_paper_profile_plumbing_on_fake_cifar(tmp_path, monkeypatch):
     # one chapter at a time: under xdist another worker is busy on the other core
     assert book.run_profile("smoke", profiles=profiles, jobs=1) == 0
     for path in CHAPTERS:
+        assert (tmp_path / "smoke" / path.name).exists()
+        if path.stem in profiles["smoke"]["summaries"]:  # it reads the records and writes none
+            continue
         record = json.loads((results / f"{path.stem}.json").read_text())
         assert record["profile"] == "smoke" and record["device"] == "cpu" and record["n_runs"] == len(record["seeds"])
         assert "torch" in record["environment"] and "wall_time_s" not in record
@@ -210,6 +214,21 @@ def test_a_run_into_another_folder_writes_its_results_there(tmp_path, monkeypatc
     out = nbformat.read(tmp_path / "elsewhere" / "ch.ipynb", as_version=4)
     assert out.cells[-1].outputs[0].text == f"{tmp_path / 'elsewhere' / 'results'}\n"
     assert "MIXUPLIB_RESULTS_DIR" not in os.environ, "the caller's environment is restored"
+
+
+def test_a_summary_starts_when_the_chapters_have_ended_and_reads_where_they_wrote(tmp_path, monkeypatch):
+    """The profile's summaries run after every other chapter (here two jobs, so the summary would otherwise
+    start beside the first chapter), and get records_dir: the folder this run's records went to."""
+    monkeypatch.delenv("MIXUPLIB_RESULTS_DIR", raising=False)
+    tiny_notebook(tmp_path / "a.ipynb", "import time\nfrom pathlib import Path\ntime.sleep(3)\nPath('a.done').write_text('')")
+    tiny_notebook(tmp_path / "b.ipynb", "pass")
+    tiny_notebook(tmp_path / "s.ipynb", "from pathlib import Path\nrecords_dir = globals().get('records_dir')\n"
+                                        "print(Path('a.done').exists(), records_dir)")
+    profiles = profiles_for(tmp_path, s={}, a={}, b={})
+    profiles["test"]["summaries"] = ["s"]
+    assert book.run_profile("test", notebooks=tmp_path, profiles=profiles, jobs=2, output_dir=tmp_path / "run") == 0
+    out = nbformat.read(tmp_path / "run" / "s.ipynb", as_version=4)
+    assert out.cells[-1].outputs[0].text == f"True {tmp_path / 'run' / 'results'}\n"
 
 
 def test_replicate_counts_the_findings_that_hold_with_other_seeds_and_unpinned(tmp_path, capsys, monkeypatch):

@@ -146,7 +146,7 @@ def test_seed_table_and_spreads():
 def test_runner_merges_profile_and_chapter_dicts_key_by_key():
     spec = {"parameters": {"device": "cuda", "training": {"epochs": 200, "lr": 0.1}},
             "chapters": {"07_x": {"training": {"lr": 0.03}, "seeds": [0]}}}
-    merged = book._parameters(spec, "07_x", {"training": {"epochs": 2}})
+    merged = book.spec_parameters(spec, "07_x", {"training": {"epochs": 2}})
     assert merged == {"device": "cuda", "training": {"epochs": 2, "lr": 0.03}, "seeds": [0]}
 
 
