@@ -28,7 +28,7 @@ import torch
 
 from . import data, numerics
 from .claims import CHECK_ENV, Claims
-from .results import Table, html_table, mean_std, write_results
+from .results import Table, html_table, mean_std, notebook_code_digest, write_results
 from .progress import in_colab
 
 __all__ = ["Chapter", "Published", "paper_record_path", "book_checks_its_run"]
@@ -152,7 +152,9 @@ class Chapter:
     def write(self, numbers: dict) -> None:
         """Record ``numbers``, the claims and the paper comparison of this run as
         ``<results_dir>/<name>.json`` (see :func:`~mixuplib.results.write_results`), and print where."""
+        notebook = Path(f"{self.name}.ipynb")  # a chapter runs in its own folder; not there in Colab
         path = write_results(self.name, numbers, profile=self.profile, seeds=self.seeds, device=self.device,
                              results_dir=self.results_dir, claims=self.claims.to_list(), paper_comparison=self._paper,
-                             comparisons=self.claims.reported_list())
+                             comparisons=self.claims.reported_list(),
+                             notebook_code=notebook_code_digest(notebook) if notebook.is_file() else None)
         print(f"wrote {path.name} for profile {self.profile!r}, {len(self.seeds)} seeds, {len(self.claims.items)} claims")

@@ -41,7 +41,7 @@ from typing import Sequence, Union
 
 from .stats import Comparison
 
-__all__ = ["Claim", "Claims", "ClaimFailed", "Reported", "CHECK_ENV"]
+__all__ = ["Claim", "Claims", "ClaimFailed", "Reported", "CHECK_ENV", "comparison_record"]
 
 # Set to "1" by the batch runner (the profile's own parameters) and by the test suite: the run is
 # the book's own, whose findings must hold. Any other value, or none, lets a chapter finish.
@@ -62,6 +62,16 @@ class Claim:
     statement: str
     holds: bool
     evidence: str
+    comparison: dict | None = None  # a finding's interval as numbers (:func:`comparison_record`)
+
+
+def comparison_record(comparison: Comparison, precision: int = 2, unit: str = "") -> dict:
+    """``comparison`` as the numbers a results JSON keeps, so a page that reads it (the book's
+    summary) can draw the interval: both names, the mean paired difference ``a - b``, its 95 %
+    interval, the seeds, the test images each run was scored on, and how the chapter printed it."""
+    return {"a": comparison.a, "b": comparison.b, "difference": comparison.difference, "low": comparison.low,
+            "high": comparison.high, "seeds": list(comparison.seeds), "n_examples": comparison.n_examples,
+            "unit": unit, "precision": precision}
 
 
 def _summary(values: Values, precision: int) -> tuple[float, str]:
@@ -85,6 +95,7 @@ class Reported:
     statement: str
     verdict: str
     evidence: str
+    comparison: dict | None = None  # its interval as numbers (:func:`comparison_record`)
 
 
 class Claims:
@@ -101,8 +112,9 @@ class Claims:
         self.items: list[Claim] = []
         self.reported: list[Reported] = []
 
-    def check(self, statement: str, holds: bool, evidence: str) -> Claim:
-        """Record ``statement`` with the verdict ``holds`` and the ``evidence`` behind it.
+    def check(self, statement: str, holds: bool, evidence: str, *, comparison: dict | None = None) -> Claim:
+        """Record ``statement`` with the verdict ``holds`` and the ``evidence`` behind it
+        (and, for a finding, its interval as numbers, ``comparison``).
 
         Raises:
             ClaimFailed: when ``holds`` is false and the claims are enforced.
@@ -111,7 +123,7 @@ class Claims:
             raise ValueError(f"statement must be a non-empty string, got {statement!r}")
         if any(c.statement == statement for c in self.items):
             raise ValueError(f"claim {statement!r} was already checked in this run")
-        claim = Claim(statement, bool(holds), evidence)
+        claim = Claim(statement, bool(holds), evidence, comparison)
         self.items.append(claim)
         if not claim.holds and self.enforce:
             raise ClaimFailed(f"claim failed: {statement!r}: {evidence}")
@@ -160,12 +172,12 @@ class Claims:
         if (lower is None) == (within is None):
             raise ValueError(f"give exactly one of lower= (a name) or within= (a delta), got lower={lower!r}, "
                              f"within={within!r}")
-        evidence = comparison.describe(precision, unit)
+        evidence, numbers = comparison.describe(precision, unit), comparison_record(comparison, precision, unit)
         if lower is not None:
-            return self.check(statement, comparison.lower(lower), evidence)
+            return self.check(statement, comparison.lower(lower), evidence, comparison=numbers)
         holds = comparison.within(within)
         return self.check(statement, holds, f"{evidence}; equivalence needs the interval inside "
-                                            f"±{within:.{precision}f}{unit}")
+                                            f"±{within:.{precision}f}{unit}", comparison={**numbers, "within": within})
 
     def report(self, statement: str, comparison: Comparison, *, precision: int = 2, unit: str = "") -> Reported:
         """Record ``comparison``'s verdict under ``statement``, to show and never to assert."""
@@ -175,7 +187,8 @@ class Claims:
             raise ValueError(f"statement must be a non-empty string, got {statement!r}")
         if any(r.statement == statement for r in self.reported):
             raise ValueError(f"comparison {statement!r} was already reported in this run")
-        item = Reported(statement, comparison.verdict, comparison.describe(precision, unit))
+        item = Reported(statement, comparison.verdict, comparison.describe(precision, unit),
+                        comparison_record(comparison, precision, unit))
         self.reported.append(item)
         return item
 
@@ -201,11 +214,16 @@ class Claims:
 
     def to_list(self) -> list[dict]:
         """The findings as plain dicts, for a chapter's results JSON."""
-        return [asdict(c) for c in self.items]
+        return [_plain(c) for c in self.items]
 
     def reported_list(self) -> list[dict]:
         """The reported comparisons as plain dicts, for a chapter's results JSON."""
-        return [asdict(r) for r in self.reported]
+        return [_plain(r) for r in self.reported]
+
+
+def _plain(item: Claim | Reported) -> dict:
+    """``item`` as a dict for the results JSON; a check of one number has no interval to keep."""
+    return {key: value for key, value in asdict(item).items() if key != "comparison" or value is not None}
 
 
 def _check_margin(margin, name: str = "margin") -> None:

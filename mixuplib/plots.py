@@ -19,7 +19,7 @@ from .metrics import ReliabilityBins
 from .models import predict
 
 __all__ = ["use_book_style", "flow_diagram", "beta_densities", "lambda_histograms", "probability_field", "vicinity_samples",
-           "curves", "seed_points", "sweep", "reliability_diagram", "image_grid"]
+           "curves", "seed_points", "sweep", "reliability_diagram", "image_grid", "forest"]
 
 
 def use_book_style() -> None:
@@ -203,3 +203,29 @@ def flow_diagram(boxes: Mapping[str, tuple[float, float, str]], arrows: Sequence
                     transform=ax.transAxes, zorder=4)
     ax.set_axis_off()
     return ax
+
+
+def forest(rows: Sequence[Mapping], ax: Axes | None = None, *, xlabel: str = "paired difference a - b",
+           label_width: int = 70) -> Axes:
+    """A forest plot: one row per comparison, its mean paired difference ``a - b`` as a dot and
+    its 95 % interval as a line, zero marked. ``rows`` hold ``label``, ``difference``, ``low``,
+    ``high`` and ``finding`` (a finding is drawn filled, a reported comparison hollow); an
+    interval that leaves out zero is drawn dark, one that covers it grey. Top to bottom in order."""
+    ax = _axes(ax, (6, 0.16 * len(rows) + 0.6))
+    for i, row in enumerate(rows):
+        resolved = row["high"] < 0 or row["low"] > 0
+        colour = "C0" if resolved else "0.6"
+        ax.plot([row["low"], row["high"]], [i, i], color=colour, linewidth=1.2)
+        ax.plot(row["difference"], i, "o", markersize=3.5, color=colour,
+                markerfacecolor=colour if row["finding"] else "white")
+    ax.axvline(0, color="k", linewidth=0.8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([_shorten(row["label"], label_width) for row in rows], fontsize=6)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

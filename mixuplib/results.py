@@ -7,6 +7,7 @@ runner prints the wall times instead.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -38,10 +39,20 @@ def _environment(device: str) -> dict:
     return info
 
 
+def notebook_code_digest(path: str | Path) -> str:
+    """SHA-256 of a notebook's code: the source of every code cell, in order, without the cell
+    papermill injects. Outputs, prose and a profile's parameters leave it unchanged, so a record
+    written from this code matches it until a code cell is edited (the summary's staleness test)."""
+    cells = json.loads(Path(path).read_text())["cells"]
+    code = [cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"]) for cell in cells
+            if cell["cell_type"] == "code" and "injected-parameters" not in cell.get("metadata", {}).get("tags", [])]
+    return hashlib.sha256("\n\x00\n".join(code).encode()).hexdigest()
+
+
 def write_results(chapter: str, numbers: dict, *, profile: str, seeds: list[int], device: str,
                   results_dir: str | Path, claims: list[dict] | None = None,
                   paper_comparison: dict[str, list[float]] | None = None,
-                  comparisons: list[dict] | None = None) -> Path:
+                  comparisons: list[dict] | None = None, notebook_code: str | None = None) -> Path:
     """Write ``numbers`` for ``chapter`` to ``results_dir/chapter.json`` and return the path.
 
     The file also records the profile, the seeds, the device, library versions, the CPU
@@ -51,7 +62,8 @@ def write_results(chapter: str, numbers: dict, *, profile: str, seeds: list[int]
     :attr:`mixuplib.chapter.Published.ours` names them; the same schema in every chapter).
     ``comparisons`` (:meth:`mixuplib.claims.Claims.reported_list`), the verdicts a chapter
     reports without asserting them, are recorded under that key where there are any.
-    The environment variable
+    ``notebook_code`` (:func:`notebook_code_digest` of the notebook that ran) says which code
+    wrote the record, where the notebook file was found. The environment variable
     ``MIXUPLIB_RESULTS_DIR``, when set, replaces ``results_dir``.
     """
     folder = Path(os.environ.get(RESULTS_DIR_ENV) or results_dir)
@@ -61,6 +73,8 @@ def write_results(chapter: str, numbers: dict, *, profile: str, seeds: list[int]
               "paper_comparison": paper_comparison or {}}
     if comparisons:
         record["comparisons"] = comparisons
+    if notebook_code:
+        record["notebook_code_sha256"] = notebook_code
     path = folder / f"{chapter}.json"
     partial = path.with_name(path.name + ".part")
     partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -110,11 +124,12 @@ class Table:
 
 
 def html_table(rows: list[dict], columns: list[str] | None = None, *, caption: str, label: str | None = None,
-               precision: int = 2) -> Table:
+               precision: int = 2, escape: bool = True) -> Table:
     """``rows`` (dicts) as a captioned :class:`Table`, floats at fixed precision.
 
     Make it the last expression of a cell (or ``display(...)`` it) and the page shows a real
-    HTML table with its caption. ``label`` becomes the table's HTML id, for links.
+    HTML table with its caption. ``label`` becomes the table's HTML id, for links. With
+    ``escape=False`` the cells are HTML already (links): the caller escapes their text.
     """
     import html
 
@@ -122,7 +137,7 @@ def html_table(rows: list[dict], columns: list[str] | None = None, *, caption: s
 
     frame = pd.DataFrame(rows, columns=columns)
     formatters = {c: (lambda v: f"{v:.{precision}f}") for c in frame.columns if frame[c].dtype.kind == "f"}
-    table = frame.to_html(index=False, border=0, classes="table", formatters=formatters, escape=True, table_id=label)
+    table = frame.to_html(index=False, border=0, classes="table", formatters=formatters, escape=escape, table_id=label)
     caption_tag = f"<caption>{html.escape(caption)}</caption>"
     text = frame.to_string(index=False, formatters=formatters)
     return Table(table.replace(">", ">" + caption_tag, 1), f"{caption}\n{text}")

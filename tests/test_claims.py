@@ -60,7 +60,9 @@ def test_findings_assert_what_a_paired_interval_shows(capsys):
     assert "mixup - ERM = -0.96" in claims.items[0].evidence and claims.items[0].evidence.endswith("mixup lower")
     assert "inside ±0.50" in claims.items[1].evidence
     assert claims.reported_list() == [{"statement": "ERM against mixup", "verdict": "not resolved at n = 3",
-                                       "evidence": claims.reported[0].evidence}]
+                                       "evidence": claims.reported[0].evidence,
+                                       "comparison": claims.reported_list()[0]["comparison"]}]
+    assert claims.reported_list()[0]["comparison"]["a"] == "ERM" and claims.items[1].comparison["within"] == 0.5
     claims.show()
     out = capsys.readouterr().out
     assert "Reported, not asserted (1 comparisons):\n- [not resolved at n = 3] ERM against mixup" in out
