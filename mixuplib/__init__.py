@@ -17,8 +17,11 @@ Layers, imports pointing down only:
   asserted, comparisons reported).
 - ``chapter``: what every chapter does around its experiments (its data, record, claims and
   paper comparison); ``study``: methods × seeds on one split and recipe, compared by name.
-- one file per method: ``vrm`` (Gaussian vicinities), ``input_mixup`` (input mixup, CutMix),
+- one file per method: ``vrm`` (Gaussian vicinities), ``input_mixup`` (input mixup, CutMix, the switch),
   ``manifold`` (manifold mixup), ``adamixup`` (AdaMixup), ``ssl`` (ICT, MixMatch).
+- ``profiles``: each profile's papermill parameters (``profiles.yml``); ``cost``: the paper
+  profile's GPU-hours, estimated from the GPU records; ``summary``: the chapters' records read back
+  for the summary page, missing and stale ones named.
 - ``cluster``: chapters and their shards as scheduler jobs (submitit), and the merge of shards;
   ``book``, the papermill runner, on top of it, apart from the rest.
 """
@@ -37,7 +40,7 @@ if _os.environ.get("MIXUPLIB_PINNED_NUMERICS") == "1":
 
 from .chapter import Chapter, Published
 from .claims import ClaimFailed, Claims
-from .input_mixup import CutMix, InputMixup
+from .input_mixup import CutMix, InputMixup, MixUpCutMix
 from .losses import mixup_cross_entropy, soft_cross_entropy, soft_targets
 from .mixing import MixedBatch, cutmix, draw_mixing, mix, mixup, sample_lambda
 from .models import predict
@@ -55,6 +58,6 @@ __all__ = [
     "MixedBatch", "sample_lambda", "draw_mixing", "mix", "mixup", "cutmix",
     "soft_targets", "soft_cross_entropy", "mixup_cross_entropy",
     "seed_everything", "Method", "ERM", "Recipe", "History", "fit", "train_on", "predict", "evaluate",
-    "InputMixup", "CutMix", "Claims", "ClaimFailed", "Chapter", "Published", "Comparison", "paired",
+    "InputMixup", "CutMix", "MixUpCutMix", "Claims", "ClaimFailed", "Chapter", "Published", "Comparison", "paired",
     "Study", "study",
 ]

@@ -1,12 +1,16 @@
-"""Input mixup and CutMix as training methods: mix the batch, score against both labels."""
+"""Input mixup, CutMix and the switch between them as training methods: mix the batch, score against both labels."""
 
 from __future__ import annotations
+
+import math
+
+import torch
 
 from .losses import check_criterion, mixup_cross_entropy, mixup_loss
 from .mixing import check_alpha, cutmix, mixup
 from .method import Method
 
-__all__ = ["InputMixup", "CutMix"]
+__all__ = ["InputMixup", "CutMix", "MixUpCutMix"]
 
 
 class InputMixup(Method):
@@ -55,3 +59,39 @@ class CutMix(Method):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, label_smoothing={self.label_smoothing}"
+
+
+class MixUpCutMix(Method):
+    """The switch today's image recipes train with: each batch is mixed by CutMix with probability
+    ``switch_prob``, else by input mixup, each with its own Beta parameter. torchvision's
+    classification references draw one of ``v2.MixUp`` and ``v2.CutMix`` per batch
+    (``v2.RandomChoice``, equal odds); timm's ``Mixup`` does the same with ``switch_prob``
+    (0.5 by default) in its per-batch mode.
+
+    Args:
+        mixup_alpha: Beta parameter of the mixup batches (torchvision's ResNet-50 recipe: 0.2).
+        cutmix_alpha: Beta parameter of the CutMix batches (1.0 in that recipe).
+        switch_prob: probability that a batch is a CutMix batch, in ``[0, 1]``.
+        label_smoothing: smoothing of each one-hot label before mixing.
+    """
+
+    def __init__(self, mixup_alpha: float = 0.2, cutmix_alpha: float = 1.0, *, switch_prob: float = 0.5,
+                 label_smoothing: float = 0.0):
+        super().__init__()
+        self.mixup_alpha, self.cutmix_alpha = check_alpha(mixup_alpha), check_alpha(cutmix_alpha)
+        if isinstance(switch_prob, bool) or not isinstance(switch_prob, (int, float)) or not math.isfinite(switch_prob) \
+                or not 0.0 <= switch_prob <= 1.0:
+            raise ValueError(f"switch_prob must be a probability in [0, 1], got {switch_prob!r}")
+        self.switch_prob, self.label_smoothing = float(switch_prob), label_smoothing
+
+    def loss(self, model, x, y, generator):
+        # The coin comes first from the run's generator, then the chosen method's own draws.
+        if float(torch.rand((), generator=generator)) < self.switch_prob:
+            batch = cutmix(x, y, self.cutmix_alpha, generator=generator)
+        else:
+            batch = mixup(x, y, self.mixup_alpha, generator=generator)
+        return mixup_cross_entropy(model(batch.x), batch, self.label_smoothing)
+
+    def extra_repr(self) -> str:
+        return (f"mixup_alpha={self.mixup_alpha}, cutmix_alpha={self.cutmix_alpha}, switch_prob={self.switch_prob}, "
+                f"label_smoothing={self.label_smoothing}")
