@@ -190,6 +190,10 @@ def run_profile(profile: str, chapters: list[str] | None = None, *, notebooks: P
     ``<output_dir>/results`` (unless ``MIXUPLIB_RESULTS_DIR`` names a folder), so a reader's run
     never overwrites the book's own results.
 
+    The profile's ``summaries`` (chapters that read the others' records) start when the other
+    chapters have ended; each gets ``records_dir``, the folder this run's records went to, where
+    that is not the profile's own.
+
     Prints one line per chapter as it finishes (its wall time and output), then the total.
     Chapters that succeed keep their outputs even when another fails; the status is 1 if any
     failed, 2 for an unknown profile or chapter or a bad ``jobs``.
@@ -305,6 +309,12 @@ def schedule_profile(profile: str, chapters: list[str] | None = None, *, schedul
     profiles = profiles or load_profiles()
     try:
         spec, names = resolve(profile, chapters, profiles)
+        # A summary reads the chapters' records, which exist only once the jobs (and the merge of shards) are done.
+        for name in [n for n in names if n in spec.get("summaries", [])]:
+            print(f"{name} reads the other chapters' records and is not scheduled: once they are written (after "
+                  f"`merge` for sharded chapters), run `python -m mixuplib.book run --profile {profile} --chapter {name}`",
+                  flush=True)
+        names = [n for n in names if n not in spec.get("summaries", [])]
         # Slurm queues what it cannot start yet: by default every job is submitted at once.
         jobs = _jobs_here(spec, scheduler.jobs) if scheduler.executor == "submitit-local" else scheduler.jobs
         out_dir = (notebooks.parent / (output_dir or spec["output_dir"])).resolve()
@@ -331,7 +341,8 @@ def schedule_profile(profile: str, chapters: list[str] | None = None, *, schedul
         print(err, file=sys.stderr)
         return 2
     if not todo:
-        print("nothing to run: every shard has results; merge them with `python -m mixuplib.book merge`", flush=True)
+        print("nothing to run" + (": every shard has results; merge them with `python -m mixuplib.book merge`" if shard
+                                  else ""), flush=True)
         return 0
     if spec.get("pinned_numerics"):
         numerics.pin_environment()  # the jobs' processes, and the kernels they start, inherit it

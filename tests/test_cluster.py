@@ -170,3 +170,13 @@ def test_scheduler_names_the_bad_setting_and_what_it_accepts(settings, message):
     """'local' is the runner's own process pool, never a scheduler: submitit's is 'submitit-local'."""
     with pytest.raises(ValueError, match=message):
         cluster.Scheduler(**settings)
+
+
+def test_the_summary_is_not_scheduled_beside_the_chapters_it_reads(capsys):
+    """Scheduled jobs run at once: the summary would read records not yet written, so it is left out, and the
+    line says how to run it afterwards."""
+    assert book.schedule_profile("smoke", ["08_which_mixup"], scheduler=cluster.Scheduler("submitit-local", jobs=1)) == 0
+    printed = capsys.readouterr().out
+    assert "08_which_mixup reads the other chapters' records and is not scheduled" in printed
+    assert "run `python -m mixuplib.book run --profile smoke --chapter 08_which_mixup`" in printed
+    assert "nothing to run\n" in printed
