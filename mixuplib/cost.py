@@ -162,11 +162,14 @@ def estimate(gpu: dict, chapters: list[str] | None = None) -> list[dict]:
 def chapter_table(chapter: str, gpu: dict, *, caption: str, label: str | None = None) -> Table:
     """``chapter``'s paper-profile runs group by group, with their estimated GPU-hours and the
     total, as the HTML table its "Beside the paper" section shows."""
+    return _groups_table(_groups(chapter, gpu, {}), caption=caption, label=label)
+
+
+def _groups_table(groups: list[dict], *, caption: str, label: str | None) -> Table:
     def model_name(g):
         options = ", ".join(f"{k} {v}" for k, v in g["options"].items())
         return f"{g['model']} ({options})" if options else g["model"]
 
-    groups = _groups(chapter, gpu, {})
     rows = [{"method (as benchmarked)": g["method"] + (f", {g['passes']} passes a step" if g["passes"] > 1 else ""),
              "network": model_name(g), "runs": g["runs"], "epochs": g["epochs"], "images per epoch": f"{g['images']:,}",
              "estimated GPU-hours": f"{g['hours']:.2f}"} for g in groups]
@@ -186,13 +189,13 @@ def show_estimate(chapter: str, gpu_dir: str | Path, *, label: str) -> float | N
     except FileNotFoundError as missing:
         print(f"No estimate of the paper profile's cost here: {missing}")
         return None
-    hours = estimate(gpu, [chapter])[0]["hours"]
-    display(chapter_table(chapter, gpu, label=label, caption=(
+    groups = _groups(chapter, gpu, {})  # the FLOPs of each network counted once
+    display(_groups_table(groups, label=label, caption=(
         f"Estimated, not measured: the training runs of this chapter's paper profile and their GPU-hours on one "
         f"{gpu['device']}, from the throughput in results/gpu/gpu_check.json (PreAct ResNet-18, batch 128) times each "
         f"method's step ratio to ERM in results/gpu/bench_mixup_cuda.txt. Assumed, not measured: wide ResNets scaled by "
         f"forward FLOPs, PGD training as steps + 1 passes. Evaluation and attacks are left out (mixuplib.cost).")))
-    return hours
+    return sum(g["hours"] for g in groups)
 
 
 def markdown_table(gpu: dict) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .results import notebook_code_digest
+from .stats import Comparison
 
 __all__ = ["ChapterRecord", "read_records", "comparisons", "lookup", "verdict_of", "STATUS_WORDS"]
 
@@ -80,13 +81,10 @@ def read_records(records_dir: str | Path, notebooks_dir: str | Path, chapters: l
 
 
 def verdict_of(numbers: dict) -> str:
-    """The verdict of an interval kept as numbers (:func:`mixuplib.claims.comparison_record`),
-    worded as :attr:`mixuplib.stats.Comparison.verdict` words it."""
-    if numbers["high"] < 0:
-        return f"{numbers['a']} lower"
-    if numbers["low"] > 0:
-        return f"{numbers['b']} lower"
-    return f"not resolved at n = {len(numbers['seeds'])}"
+    """The verdict of an interval kept as numbers (:func:`mixuplib.claims.comparison_record`):
+    :attr:`mixuplib.stats.Comparison.verdict` of the comparison they describe."""
+    return Comparison(numbers["a"], numbers["b"], numbers["difference"], numbers["low"], numbers["high"],
+                      tuple(numbers["seeds"]), numbers["n_examples"]).verdict
 
 
 def comparisons(records: list[ChapterRecord]) -> list[dict]:
